@@ -1,0 +1,3 @@
+//! Emitters: pure functions of the [`Model`](crate::model::Model).
+
+pub mod rust;

@@ -1,0 +1,30 @@
+//! Runtime support for Rust code generated from OData `$metadata`.
+//!
+//! The code generator emits plain structs with `#[derive(Serialize, Deserialize)]`; everything that
+//! the OData wire formats need beyond what serde does out of the box lives here so the generated
+//! code stays small:
+//!
+//! * [`wire`]: `serde_with` adapters for the OData JSON forms of primitive types (Int64 and
+//!   Decimal as strings, `/Date(ms)/`, `PT13H20M00S`, base64, ...). Generated fields use them as
+//!   `#[serde(with = "::odata_runtime::serde_with::As::<::odata_runtime::wire::Lenient>")]`.
+//! * [`types`]: value types for Edm types that have no good counterpart in the ecosystem
+//!   ([`types::IsoDuration`], [`types::Flags`]).
+//! * [`ODataEnum`], [`serialize_enum`], [`deserialize_enum`]: what generated enum types implement
+//!   and call.
+//! * [`Entity`], [`PropertyInfo`], [`Dialect`], [`select_clause`]: the description of a generated
+//!   entity type that the (feature-gated) sync runtime works from.
+//!
+//! Everything here is outside any cargo feature: generated crates depend on this crate with
+//! `default-features = false`.
+
+/// Re-exported so generated code can name `::odata_runtime::serde_with::As` without depending on
+/// `serde_with` itself (and without version skew between the two).
+pub use serde_with;
+
+mod edm_enum;
+mod entity;
+pub mod types;
+pub mod wire;
+
+pub use edm_enum::{deserialize_enum, serialize_enum, ODataEnum};
+pub use entity::{select_clause, Dialect, Entity, PropertyInfo};
