@@ -226,7 +226,12 @@ pub fn make_unique(
             .then(a.0.cmp(&b.0))
     });
     for (idx, winner) in losers {
-        let base = strip_raw(&cands[idx]).to_string();
+        // `self_` + `_2` would be `self__2`, which the snake-case lint rejects.
+        let stripped = strip_raw(&cands[idx]);
+        let base = match stripped.trim_end_matches('_') {
+            "" => stripped.to_string(),
+            b => b.to_string(),
+        };
         let mut n = 2;
         let name = loop {
             let cand = finalize(

@@ -1125,10 +1125,12 @@ fn name_everything(cx: &mut Ctx, model: &mut Model) {
         let rust_name = t.rust_name.clone();
         if let TypeKind::Entity(s) = &mut t.kind {
             if !s.key.is_empty() {
-                let mut cand = format!("{}Key", rust_name.trim_start_matches("r#"));
+                // `Self_` + `Key` would not be UpperCamelCase.
+                let stem = rust_name.trim_start_matches("r#").trim_end_matches('_');
+                let mut cand = format!("{stem}Key");
                 let mut n = 2;
                 while taken.contains(&cand) {
-                    cand = format!("{}Key{n}", rust_name.trim_start_matches("r#"));
+                    cand = format!("{stem}Key{n}");
                     n += 1;
                 }
                 taken.insert(cand.clone());
