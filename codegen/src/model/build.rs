@@ -370,6 +370,7 @@ fn select_roots(cx: &mut Ctx) -> (Vec<(QName, String)>, BTreeMap<String, EntityS
     }
 
     let mut chosen: Vec<(String, &SetRef, String)> = Vec::new(); // (selection name, set, reason)
+    let mut extra_roots: Vec<(QName, String)> = Vec::new();
     match &cx.opts.selection {
         Selection::All => {
             let mut seen: BTreeMap<String, usize> = BTreeMap::new();
@@ -400,6 +401,10 @@ fn select_roots(cx: &mut Ctx) -> (Vec<(QName, String)>, BTreeMap<String, EntityS
                     .find(|s| s.ty == *n || s.ty.rsplit('.').next() == Some(n.as_str()))
                 {
                     chosen.push((s.name.clone(), s, format!("selected entity type '{n}'")));
+                } else if let Some(q) = type_named(cx, n) {
+                    // An entity or complex type with no entity set (Graph: reachable only through
+                    // navigation or containment): generate the type, no table.
+                    extra_roots.push((q, format!("selected type '{n}'")));
                 } else {
                     let mut known: Vec<&str> = all.iter().map(|s| s.name.as_str()).collect();
                     known.sort_unstable();
@@ -449,7 +454,7 @@ fn select_roots(cx: &mut Ctx) -> (Vec<(QName, String)>, BTreeMap<String, EntityS
             }
         }
     }
-    let mut roots = Vec::new();
+    let mut roots = extra_roots;
     let mut sets = BTreeMap::new();
     for (name, s, reason) in chosen {
         if !cx.types.contains_key(&s.ty) {
@@ -489,6 +494,22 @@ fn select_roots(cx: &mut Ctx) -> (Vec<(QName, String)>, BTreeMap<String, EntityS
         );
     }
     (roots, sets)
+}
+
+/// A type given by qualified name (or alias) or by a short name that only one namespace defines.
+fn type_named(cx: &Ctx, n: &str) -> Option<QName> {
+    let q = cx.qualify(n);
+    if cx.types.contains_key(&q) {
+        return Some(q);
+    }
+    let mut hits = cx
+        .types
+        .keys()
+        .filter(|k| k.rsplit_once('.').map(|(_, s)| s) == Some(n));
+    match (hits.next(), hits.next()) {
+        (Some(one), None) => Some(one.clone()),
+        _ => None,
+    }
 }
 
 /// The type a property's type string refers to (after `Collection(...)`).
