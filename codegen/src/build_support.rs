@@ -50,18 +50,7 @@ pub fn generate_into(cache: &Path, out_dir: &Path) -> Result<Vec<String>, String
         }
         let Some(model) = model else { continue };
         let module = naming::rust_field_name(&sd.name);
-        let root: syn::Path = match syn::parse_str(&format!("crate::{module}")) {
-            Ok(p) => p,
-            Err(e) => {
-                let _ = writeln!(
-                    errors,
-                    "{}: service name '{}' is not usable as a module: {e}",
-                    dir.display(),
-                    sd.name
-                );
-                continue;
-            }
-        };
+        let root = format!("crate::{module}");
         match emit_module_file(&model, &Layout { root }) {
             Ok(code) => {
                 let file = out_dir.join(format!("{module}.rs"));

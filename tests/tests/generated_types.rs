@@ -19,7 +19,10 @@ fn northwind_v4_order_reads_and_round_trips() {
     assert_eq!(o.order_id, 10248);
     assert_eq!(o.customer_id.as_deref(), Some("VINET"));
     assert_eq!(o.freight.unwrap().to_string(), "32.38");
-    assert_eq!(o.order_date.unwrap().to_rfc3339(), "1996-07-04T00:00:00+00:00");
+    assert_eq!(
+        o.order_date.unwrap().to_rfc3339(),
+        "1996-07-04T00:00:00+00:00"
+    );
     assert!(o.required_date.is_none());
     let back: Order = serde_json::from_value(serde_json::to_value(&o).unwrap()).unwrap();
     assert_eq!(back, o);
@@ -34,7 +37,10 @@ fn northwind_v4_order_reads_and_round_trips() {
 
 #[test]
 fn composite_keys() {
-    let d: OrderDetail = serde_json::from_str(r#"{"OrderID": 1, "ProductID": 2, "UnitPrice": "14.0000", "Quantity": 12, "Discount": 0}"#).unwrap();
+    let d: OrderDetail = serde_json::from_str(
+        r#"{"OrderID": 1, "ProductID": 2, "UnitPrice": "14.0000", "Quantity": 12, "Discount": 0}"#,
+    )
+    .unwrap();
     assert_eq!(OrderDetail::KEY, &["OrderID", "ProductID"]);
     let k = d.key();
     assert_eq!((k.order_id, k.product_id), (1, 2));
@@ -52,19 +58,33 @@ fn exact_v2_payload_reads() {
     let v: serde_json::Value = serde_json::from_str(page).unwrap();
     let rows: Vec<GlAccount> = serde_json::from_value(v["d"]["results"].clone()).unwrap();
     let a = &rows[0];
-    assert_eq!(a.code.as_deref(), Some("    1000"), "padded codes keep their spaces");
+    assert_eq!(
+        a.code.as_deref(),
+        Some("    1000"),
+        "padded codes keep their spaces"
+    );
     assert_eq!(a.description.as_deref(), Some("Kas & Bank — Łukasz’s €"));
     assert_eq!(a.created.unwrap().to_string(), "2020-03-02 12:30:00");
     assert_eq!(a.id.to_string(), "7d5a6ad3-8a0b-4b0c-a8b2-8a7c3a1a2f00");
     assert_eq!(GlAccount::DIALECT, Dialect::V2);
     assert_eq!(GlAccount::ENTITY_SET, "GLAccounts");
 
-    let s: TransactionLineSync = serde_json::from_str(r#"{"Timestamp": "9007199254740993", "ID": "7d5a6ad3-8a0b-4b0c-a8b2-8a7c3a1a2f01"}"#).unwrap();
-    assert_eq!(s.timestamp, Some(9_007_199_254_740_993), "Int64 travels as a string and keeps every digit");
+    let s: TransactionLineSync = serde_json::from_str(
+        r#"{"Timestamp": "9007199254740993", "ID": "7d5a6ad3-8a0b-4b0c-a8b2-8a7c3a1a2f01"}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        s.timestamp,
+        Some(9_007_199_254_740_993),
+        "Int64 travels as a string and keeps every digit"
+    );
 }
 
 #[test]
 fn a_wrong_value_names_the_value() {
-    let e = serde_json::from_str::<TransactionLineSync>(r#"{"Timestamp": "12x", "ID": "7d5a6ad3-8a0b-4b0c-a8b2-8a7c3a1a2f01"}"#).unwrap_err();
+    let e = serde_json::from_str::<TransactionLineSync>(
+        r#"{"Timestamp": "12x", "ID": "7d5a6ad3-8a0b-4b0c-a8b2-8a7c3a1a2f01"}"#,
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("\"12x\""), "{e}");
 }

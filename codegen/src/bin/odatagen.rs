@@ -65,6 +65,9 @@ enum Command {
         /// Repetitions per file (the minimum time is reported).
         #[arg(long, default_value_t = 3)]
         runs: u32,
+        /// Generate every type each file defines, not only what its entity sets reach.
+        #[arg(long)]
+        all_types: bool,
     },
 }
 
@@ -162,7 +165,11 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 None => Ok(ExitCode::from(1)),
             }
         }
-        Command::Bench { paths, runs } => bench(&paths, runs),
+        Command::Bench {
+            paths,
+            runs,
+            all_types,
+        } => bench(&paths, runs, all_types),
     }
 }
 
@@ -339,7 +346,7 @@ fn peak_rss_kib() -> Option<u64> {
         .and_then(|n| n.parse().ok())
 }
 
-fn bench(paths: &[PathBuf], runs: u32) -> Result<ExitCode, String> {
+fn bench(paths: &[PathBuf], runs: u32, all_types: bool) -> Result<ExitCode, String> {
     let mut files = Vec::new();
     for p in paths {
         if p.is_dir() {
@@ -375,7 +382,11 @@ fn bench(paths: &[PathBuf], runs: u32) -> Result<ExitCode, String> {
             }
             let opts = BuildOptions {
                 service: stem(f),
-                selection: Selection::All,
+                selection: if all_types {
+                    Selection::AllTypes
+                } else {
+                    Selection::All
+                },
                 lenient: true,
                 type_map: TypeMap::default(),
             };

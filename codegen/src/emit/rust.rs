@@ -26,10 +26,17 @@ pub enum EmitError {
 }
 
 /// Where the generated module sits, so types can refer to each other as `<root>::Type`.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Layout {
     /// `crate` for a standalone crate; `crate::northwind` inside the `generated` crate.
-    pub root: syn::Path,
+    pub root: String,
+}
+
+impl Layout {
+    fn root_tokens(&self) -> TokenStream {
+        let segs = self.root.split("::").map(ident);
+        quote! { #(#segs)::* }
+    }
 }
 
 fn ident(name: &str) -> syn::Ident {
@@ -45,10 +52,40 @@ fn unraw(name: &str) -> &str {
     name.strip_prefix("r#").unwrap_or(name)
 }
 
-fn parse_type(text: &str, what: &str) -> Result<syn::Type, EmitError> {
-    syn::parse_str::<syn::Type>(text).map_err(|_| EmitError::BadType {
+thread_local! {
+    /// Parsed Rust types by their text: the type table has a few dozen entries, used by hundreds
+    /// of thousands of properties in the largest services.
+    static TYPE_CACHE: std::cell::RefCell<std::collections::HashMap<String, Option<TokenStream>>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+fn parse_type(text: &str, what: &str) -> Result<TokenStream, EmitError> {
+    let parsed = TYPE_CACHE.with(|c| {
+        c.borrow_mut()
+            .entry(text.to_string())
+            .or_insert_with(|| {
+                syn::parse_str::<syn::Type>(text)
+                    .ok()
+                    .map(|t| quote! { #t })
+            })
+            .clone()
+    });
+    parsed.ok_or_else(|| EmitError::BadType {
         what: what.to_string(),
         text: text.to_string(),
+    })
+}
+
+fn valid_path(text: &str) -> bool {
+    TYPE_CACHE.with(|c| {
+        c.borrow_mut()
+            .entry(format!("path:{text}"))
+            .or_insert_with(|| {
+                syn::parse_str::<syn::Path>(text)
+                    .ok()
+                    .map(|p| quote! { #p })
+            })
+            .is_some()
     })
 }
 
@@ -80,16 +117,13 @@ struct FieldShape {
     serde: Vec<TokenStream>,
 }
 
-fn adapter_attr(adapter: &TokenStream) -> TokenStream {
-    let s = format!(
-        "::odata_runtime::serde_with::As::<{}>",
-        adapter.to_string().replace(' ', "")
-    );
+fn adapter_attr(adapter: &str) -> TokenStream {
+    let s = format!("::odata_runtime::serde_with::As::<{adapter}>");
     quote! { with = #s }
 }
 
 fn type_path(model: &Model, layout: &Layout, q: &str) -> TokenStream {
-    let root = &layout.root;
+    let root = layout.root_tokens();
     match model.types.get(q) {
         Some(t) => {
             let id = ident(&t.rust_name);
@@ -109,7 +143,7 @@ fn field_shape(
     let nullable = p.nullable && !p.ty.is_collection();
     let elem = p.ty.element();
     // (element type, element adapter)
-    let (et, adapter): (TokenStream, Option<TokenStream>) = match elem {
+    let (et, adapter): (TokenStream, Option<String>) = match elem {
         TypeRef::Primitive(_) | TypeRef::Unresolved(_) => {
             let rt: RustType = p.rust.clone().unwrap_or(RustType {
                 rust: "::serde_json::Value".into(),
@@ -117,17 +151,16 @@ fn field_shape(
                 crates: vec!["serde_json".into()],
             });
             let t = parse_type(&rt.rust, &what)?;
-            let a = match &rt.adapter {
-                Some(a) => {
-                    let path = syn::parse_str::<syn::Path>(a).map_err(|_| EmitError::BadType {
+            if let Some(a) = &rt.adapter {
+                // Validated here so a bad override is an error, not unparsable output.
+                if !valid_path(a) {
+                    return Err(EmitError::BadType {
                         what: what.clone(),
                         text: a.clone(),
-                    })?;
-                    Some(quote! { #path })
+                    });
                 }
-                None => None,
-            };
-            (quote! { #t }, a)
+            }
+            (t, rt.adapter.clone())
         }
         TypeRef::Complex(q) | TypeRef::Entity(q) => {
             let t = type_path(model, layout, q);
@@ -151,13 +184,13 @@ fn field_shape(
     let ty = if p.ty.is_collection() {
         serde.push(quote! { default });
         if let Some(a) = adapter {
-            serde.push(adapter_attr(&quote! { ::std::vec::Vec<#a> }));
+            serde.push(adapter_attr(&format!("::std::vec::Vec<{a}>")));
         }
         quote! { ::std::vec::Vec<#et> }
     } else if nullable {
         serde.push(quote! { default });
         if let Some(a) = adapter {
-            serde.push(adapter_attr(&quote! { ::std::option::Option<#a> }));
+            serde.push(adapter_attr(&format!("::std::option::Option<{a}>")));
         }
         quote! { ::std::option::Option<#et> }
     } else {
@@ -583,6 +616,56 @@ pub struct CrateOptions {
     pub standalone: bool,
 }
 
+/// Emits and formats one file per type, spread over the machine's cores (each type's code is a
+/// pure function of the model). Results come back in job order.
+fn emit_files_parallel(
+    model: &Model,
+    layout: &Layout,
+    jobs: &[(&TypeDef, String)],
+) -> Result<Vec<(String, String)>, EmitError> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(8);
+    let work = |chunk: &[(&TypeDef, String)]| -> Result<Vec<(String, String)>, EmitError> {
+        chunk
+            .iter()
+            .map(|(t, path)| {
+                Ok((
+                    path.clone(),
+                    unparse(emit_type(model, layout, t)?, &t.qname)?,
+                ))
+            })
+            .collect()
+    };
+    if threads < 2 || jobs.len() < 64 {
+        return work(jobs);
+    }
+    let size = jobs.len().div_ceil(threads);
+    let results: Vec<Result<Vec<(String, String)>, EmitError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = jobs
+            .chunks(size)
+            .map(|chunk| scope.spawn(move || work(chunk)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(EmitError::Unparsable {
+                        what: "a type".into(),
+                        message: "emitter thread panicked".into(),
+                    })
+                })
+            })
+            .collect()
+    });
+    let mut out = Vec::with_capacity(jobs.len());
+    for r in results {
+        out.extend(r?);
+    }
+    Ok(out)
+}
+
 /// Versions the generated Cargo.toml asks for; they match the runtime's own dependencies.
 fn dependency_line(krate: &str) -> Option<&'static str> {
     Some(match krate {
@@ -602,7 +685,7 @@ pub fn emit_crate(
     opts: &CrateOptions,
 ) -> Result<BTreeMap<String, String>, EmitError> {
     let layout = Layout {
-        root: syn::parse_quote!(crate),
+        root: "crate".to_string(),
     };
     let mut files = BTreeMap::new();
     let head = header(model);
@@ -617,14 +700,14 @@ pub fn emit_crate(
             lib_items.push(quote! { #[path = #path] pub mod #mid; pub use self::#mid::*; });
         }
         let mut mod_items = Vec::new();
+        let mut jobs = Vec::new();
         for (t, file) in &types {
             let fid = ident(file);
             mod_items.push(quote! { mod #fid; pub use self::#fid::*; });
-            let code = unparse(emit_type(model, &layout, t)?, &t.qname)?;
-            files.insert(
-                format!("src/{dir}/{}.rs", unraw(file)),
-                format!("{head}\n{code}"),
-            );
+            jobs.push((*t, format!("src/{dir}/{}.rs", unraw(file))));
+        }
+        for (path, code) in emit_files_parallel(model, &layout, &jobs)? {
+            files.insert(path, format!("{head}\n{code}"));
         }
         let code = unparse(quote! { #(#mod_items)* }, &m)?;
         files.insert(

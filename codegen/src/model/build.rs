@@ -371,8 +371,15 @@ fn select_roots(cx: &mut Ctx) -> (Vec<(QName, String)>, BTreeMap<String, EntityS
 
     let mut chosen: Vec<(String, &SetRef, String)> = Vec::new(); // (selection name, set, reason)
     let mut extra_roots: Vec<(QName, String)> = Vec::new();
+    if matches!(cx.opts.selection, Selection::AllTypes) {
+        for (q, e) in &cx.types {
+            if !matches!(e.raw, RawType::Def(_)) {
+                extra_roots.push((q.clone(), "every type (--all-types)".to_string()));
+            }
+        }
+    }
     match &cx.opts.selection {
-        Selection::All => {
+        Selection::All | Selection::AllTypes => {
             let mut seen: BTreeMap<String, usize> = BTreeMap::new();
             for s in &all {
                 if let Some(&prev) = seen.get(&s.name) {
@@ -988,42 +995,33 @@ fn resolve_nav(cx: &mut Ctx, owner: &str, n: &csdl::NavigationProperty) -> Optio
 }
 
 /// Box non-collection struct-typed properties that close a cycle (a type containing itself
-/// directly or through other structs would have infinite size).
+/// directly or through other structs would have infinite size): a property is boxed when its type
+/// is in the same strongly connected component of the "contains" graph as its owner.
 fn mark_boxed(model: &mut Model) {
-    // Edges: owner → target through non-collection struct properties.
-    let mut edges: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for (q, t) in &model.types {
-        if let Some(s) = t.as_struct() {
-            let v = edges.entry(q.as_str()).or_default();
+    let names: Vec<&str> = model.types.keys().map(String::as_str).collect();
+    let index: BTreeMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+    let mut edges: Vec<Vec<usize>> = vec![Vec::new(); names.len()];
+    for (i, q) in names.iter().enumerate() {
+        if let Some(s) = model.types[*q].as_struct() {
             for p in &s.properties {
                 if let TypeRef::Complex(x) | TypeRef::Entity(x) = &p.ty {
-                    v.push(x.as_str());
+                    if let Some(&j) = index.get(x.as_str()) {
+                        edges[i].push(j);
+                    }
                 }
             }
         }
     }
-    let reaches = |from: &str, to: &str| -> bool {
-        let mut seen = BTreeSet::new();
-        let mut stack = vec![from];
-        while let Some(n) = stack.pop() {
-            if n == to {
-                return true;
-            }
-            if seen.insert(n) {
-                if let Some(v) = edges.get(n) {
-                    stack.extend(v.iter().copied());
-                }
-            }
-        }
-        false
-    };
+    let scc = strongly_connected(&edges);
     let mut to_box: Vec<(String, usize)> = Vec::new();
-    for (q, t) in &model.types {
-        if let Some(s) = t.as_struct() {
-            for (i, p) in s.properties.iter().enumerate() {
+    for (i, q) in names.iter().enumerate() {
+        if let Some(s) = model.types[*q].as_struct() {
+            for (pi, p) in s.properties.iter().enumerate() {
                 if let TypeRef::Complex(x) | TypeRef::Entity(x) = &p.ty {
-                    if model.types.contains_key(x) && reaches(x, q) {
-                        to_box.push((q.clone(), i));
+                    if let Some(&j) = index.get(x.as_str()) {
+                        if scc[i] == scc[j] {
+                            to_box.push((q.to_string(), pi));
+                        }
                     }
                 }
             }
@@ -1036,6 +1034,62 @@ fn mark_boxed(model: &mut Model) {
             s.properties[i].boxed = true;
         }
     }
+}
+
+/// Tarjan's algorithm, iterative: the component id of every node.
+fn strongly_connected(edges: &[Vec<usize>]) -> Vec<usize> {
+    let n = edges.len();
+    let mut index = vec![usize::MAX; n];
+    let mut low = vec![0; n];
+    let mut on_stack = vec![false; n];
+    let mut comp = vec![usize::MAX; n];
+    let mut stack: Vec<usize> = Vec::new();
+    let mut next = 0;
+    let mut ncomp = 0;
+    for root in 0..n {
+        if index[root] != usize::MAX {
+            continue;
+        }
+        // (node, next edge position)
+        let mut work: Vec<(usize, usize)> = vec![(root, 0)];
+        index[root] = next;
+        low[root] = next;
+        next += 1;
+        stack.push(root);
+        on_stack[root] = true;
+        while let Some(&mut (v, ref mut ei)) = work.last_mut() {
+            if *ei < edges[v].len() {
+                let w = edges[v][*ei];
+                *ei += 1;
+                if index[w] == usize::MAX {
+                    index[w] = next;
+                    low[w] = next;
+                    next += 1;
+                    stack.push(w);
+                    on_stack[w] = true;
+                    work.push((w, 0));
+                } else if on_stack[w] {
+                    low[v] = low[v].min(index[w]);
+                }
+            } else {
+                work.pop();
+                if let Some(&(parent, _)) = work.last() {
+                    low[parent] = low[parent].min(low[v]);
+                }
+                if low[v] == index[v] {
+                    while let Some(w) = stack.pop() {
+                        on_stack[w] = false;
+                        comp[w] = ncomp;
+                        if w == v {
+                            break;
+                        }
+                    }
+                    ncomp += 1;
+                }
+            }
+        }
+    }
+    comp
 }
 
 fn record_operations(cx: &Ctx, model: &mut Model) {

@@ -15,6 +15,9 @@ pub enum Selection {
     /// Every entity set and singleton.
     #[default]
     All,
+    /// Every entity set and singleton, and every type the documents define (entity, complex and
+    /// enum types), reachable from a set or not.
+    AllTypes,
     /// These names: entity set or singleton names, or entity type names (short or qualified).
     Names(Vec<String>),
     /// From a service's config.json: (entity name, endpoint path) pairs. The entity set is the
