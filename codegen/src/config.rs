@@ -180,6 +180,10 @@ pub struct ServiceToml {
     /// `Namespace.Type/Property` → Rust type overrides.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub properties: BTreeMap<String, RustType>,
+    /// Pinned Rust names: `"Namespace.Type" = "RustType"`, `"Namespace.Type/Property" = "field"`.
+    /// They replace what the naming pipeline would derive (collisions are still resolved).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rename: BTreeMap<String, String>,
 }
 
 fn default_auth() -> String {
@@ -236,6 +240,14 @@ impl ServiceToml {
                         ),
                     });
                 }
+            }
+        }
+        for (k, v) in &st.rename {
+            if !crate::naming::is_valid_ident(v) {
+                return Err(ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    message: format!("[rename] '{k}' = \"{v}\" is not a Rust identifier"),
+                });
             }
         }
         Ok(st)

@@ -86,6 +86,11 @@ impl ServiceDir {
             selection,
             lenient,
             type_map,
+            renames: self
+                .service_toml
+                .as_ref()
+                .map(|s| s.rename.clone())
+                .unwrap_or_default(),
         }
     }
 

@@ -30,6 +30,7 @@ fn model_of(
             selection,
             lenient: false,
             type_map,
+            renames: Default::default(),
         },
     );
     d.extend(d2);
@@ -47,6 +48,7 @@ fn model_of_text(xml: &str, selection: Selection) -> (Option<Model>, Diagnostics
             selection,
             lenient: false,
             type_map: TypeMap::default(),
+            renames: Default::default(),
         },
     );
     d.extend(d2);
@@ -268,6 +270,7 @@ fn decimals_map_by_precision_and_scale_and_overrides_win() {
             selection: Selection::All,
             lenient: false,
             type_map: tm,
+            renames: Default::default(),
         },
     );
     let m = m.unwrap();
@@ -441,4 +444,38 @@ fn duplicate_property_is_an_error_with_both_positions() {
     assert!(m.is_none());
     let e = d.errors().next().unwrap().to_string();
     assert!(e.starts_with("inline.xml:5:1: error: property 'Id' of 'NS.T' is declared twice (first in 'NS.T' at 4:1)"), "{e}");
+}
+
+#[test]
+fn pinned_names_from_service_toml_replace_derived_ones() {
+    let toml = "[rename]\n\"NS.Thing\" = \"Widget\"\n\"NS.Thing/Name\" = \"label\"\n";
+    let st = odata_codegen::config::ServiceToml::parse(Path::new("service.toml"), toml).unwrap();
+    let xml = v4(
+        r#"<EntityType Name="Thing"><Key><PropertyRef Name="Id"/></Key>
+<Property Name="Id" Type="Edm.Int32" Nullable="false"/><Property Name="Name" Type="Edm.String"/></EntityType>
+<EntityContainer Name="C"><EntitySet Name="Things" EntityType="Self.Thing"/></EntityContainer>"#,
+    );
+    let src = SourceFile::new("inline.xml", xml);
+    let mut d = Diagnostics::default();
+    let doc = parse::parse_document(&src, 0, &mut d).unwrap();
+    let opts = BuildOptions {
+        service: "svc".into(),
+        selection: Selection::All,
+        lenient: false,
+        type_map: TypeMap::default(),
+        renames: st.rename,
+    };
+    let (m, d) = build_model(&[(src, doc)], &opts);
+    let m = m.unwrap_or_else(|| panic!("{d}"));
+    let t = &m.types["NS.Thing"];
+    assert_eq!(t.rust_name, "Widget");
+    let s = t.as_struct().unwrap();
+    assert_eq!(s.properties[1].rust_name, "label");
+    assert_eq!(s.key_rust_name.as_deref(), Some("WidgetKey"));
+    let e = odata_codegen::config::ServiceToml::parse(
+        Path::new("service.toml"),
+        "[rename]\n\"NS.T\" = \"not valid\"\n",
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("not a Rust identifier"), "{e}");
 }

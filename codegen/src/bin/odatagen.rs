@@ -211,6 +211,7 @@ fn check(files: &[PathBuf], lenient: bool) -> Result<ExitCode, String> {
                 selection: Selection::All,
                 lenient,
                 type_map: TypeMap::default(),
+                renames: Default::default(),
             };
             let (_, d2) = build_model(&docs, &opts);
             diags.extend(d2);
@@ -270,12 +271,15 @@ fn model_of(input: &Input) -> Result<(Option<Model>, Diagnostics), String> {
     } else {
         Selection::All
     };
-    let type_map = match &input.service_toml {
+    let (type_map, renames) = match &input.service_toml {
         Some(p) => {
             let st = ServiceToml::load(p).map_err(|e| e.to_string())?;
-            TypeMap::default().with_overrides(&st.types, &st.properties)
+            (
+                TypeMap::default().with_overrides(&st.types, &st.properties),
+                st.rename.clone(),
+            )
         }
-        None => TypeMap::default(),
+        None => (TypeMap::default(), Default::default()),
     };
     let opts = BuildOptions {
         service: input
@@ -285,6 +289,7 @@ fn model_of(input: &Input) -> Result<(Option<Model>, Diagnostics), String> {
         selection,
         lenient: input.lenient,
         type_map,
+        renames,
     };
     let (m, d2) = build_model(&docs, &opts);
     diags.extend(d2);
@@ -389,6 +394,7 @@ fn bench(paths: &[PathBuf], runs: u32, all_types: bool) -> Result<ExitCode, Stri
                 },
                 lenient: true,
                 type_map: TypeMap::default(),
+                renames: Default::default(),
             };
             let (m, _) = build_model(&docs, &opts);
             let t2 = Instant::now();

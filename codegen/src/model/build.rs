@@ -21,6 +21,9 @@ pub struct BuildOptions {
     pub lenient: bool,
     /// The Edm → Rust table (defaults plus the service's overrides).
     pub type_map: TypeMap,
+    /// Pinned Rust names (`service.toml` `[rename]`): `NS.Type` → type name,
+    /// `NS.Type/Property` → field name.
+    pub renames: BTreeMap<String, String>,
 }
 
 /// SQL names the runtime adds to every table.
@@ -1183,7 +1186,12 @@ fn name_everything(cx: &mut Ctx, model: &mut Model) {
         let t = &model.types[q];
         items.push(NameItem {
             original: q.clone(),
-            candidate: naming::rust_type_name(&t.wire_name),
+            candidate: cx
+                .opts
+                .renames
+                .get(q)
+                .cloned()
+                .unwrap_or_else(|| naming::rust_type_name(&t.wire_name)),
             pos: t.pos,
         });
     }
@@ -1242,12 +1250,17 @@ fn name_everything(cx: &mut Ctx, model: &mut Model) {
                 e.fallback_variant = "UnknownValue".to_string();
             }
             TypeKind::Entity(s) | TypeKind::Complex(s) => {
+                let renames = &cx.opts.renames;
                 let mut items: Vec<NameItem> = s
                     .properties
                     .iter()
                     .map(|p| NameItem {
                         original: p.wire_name.clone(),
-                        candidate: naming::rust_field_name(&p.wire_name),
+                        candidate: renames
+                            .get(&format!("{q}/{}", p.wire_name))
+                            .or_else(|| renames.get(&format!("{}/{}", p.declared_in, p.wire_name)))
+                            .cloned()
+                            .unwrap_or_else(|| naming::rust_field_name(&p.wire_name)),
                         pos: p.pos,
                     })
                     .collect();

@@ -90,6 +90,7 @@ pub fn model(
         selection,
         lenient,
         type_map: TypeMap::default(),
+        renames: Default::default(),
     };
     let (m, d) = build_model(&docs, &opts);
     diags.extend(d);
