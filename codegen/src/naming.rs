@@ -160,11 +160,24 @@ fn key_of(s: &str, cmp: Compare) -> String {
     }
 }
 
-/// Resolves collisions in one scope (step 6). Returns the final names, in input order.
-///
-/// `reserved` are names the generated code uses in this scope. `describe` names the scope in
-/// messages (e.g. `properties of NorthwindModel.Order`). `file_of` maps a position's file index to
-/// a path for diagnostics.
+/// The rules of one naming scope.
+#[derive(Debug, Clone, Copy)]
+pub struct Scope<'a> {
+    /// Names the scope in messages (e.g. `fields of NorthwindModel.Order`).
+    pub name: &'a str,
+    pub cmp: Compare,
+    /// Names the generated code uses in this scope.
+    pub reserved: &'a [&'a str],
+    /// Suffix style: `Name2` (types, variants: `Name_2` is not UpperCamelCase) or `name_2`.
+    pub camel_suffix: bool,
+    /// How a user pins another name, for messages.
+    pub hint: &'a str,
+}
+
+/// The default hint: Rust names are pinned in service.toml.
+pub const RENAME_HINT: &str = "pin another name under [rename] in service.toml";
+
+/// Resolves collisions in one scope with snake-case suffixes (see [`make_unique_in`]).
 pub fn make_unique(
     scope: &str,
     items: &[NameItem],
@@ -173,6 +186,30 @@ pub fn make_unique(
     file_of: &dyn Fn(u32) -> std::path::PathBuf,
     diags: &mut Diagnostics,
 ) -> Vec<String> {
+    let rules = Scope {
+        name: scope,
+        cmp,
+        reserved,
+        camel_suffix: false,
+        hint: RENAME_HINT,
+    };
+    make_unique_in(&rules, items, file_of, diags)
+}
+
+/// Resolves collisions in one scope (step 6). Returns the final names, in input order.
+///
+/// In a group of items that derive the same name, the one whose wire name already *is* that
+/// name keeps it (`name` beats `Name` for the field `name`); otherwise the first by wire name in
+/// byte order. The others get a numeric suffix. Nothing depends on document order.
+pub fn make_unique_in(
+    rules: &Scope<'_>,
+    items: &[NameItem],
+    file_of: &dyn Fn(u32) -> std::path::PathBuf,
+    diags: &mut Diagnostics,
+) -> Vec<String> {
+    let cmp = rules.cmp;
+    let scope = rules.name;
+    let hint = rules.hint;
     let finalize = |s: &str, original: &str| -> String {
         match cmp {
             Compare::Exact => s.to_string(),
@@ -184,7 +221,13 @@ pub fn make_unique(
         .iter()
         .map(|i| finalize(&i.candidate, &i.original))
         .collect();
-    let mut taken: BTreeSet<String> = reserved.iter().map(|r| key_of(r, cmp)).collect();
+    // Qualified type names compare by their last segment (`NS.Item` owns `Item`).
+    let owns = |i: usize| {
+        let c = strip_raw(&cands[i]);
+        c == items[i].original || items[i].original.rsplit('.').next() == Some(c)
+    };
+    let rank = |i: usize| (!owns(i), items[i].original.as_bytes());
+    let mut taken: BTreeSet<String> = rules.reserved.iter().map(|r| key_of(r, cmp)).collect();
     let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (idx, c) in cands.iter().enumerate() {
         groups.entry(key_of(c, cmp)).or_default().push(idx);
@@ -194,13 +237,7 @@ pub fn make_unique(
     let mut losers: Vec<(usize, usize)> = Vec::new(); // (index, winner index)
     for (key, members) in &groups {
         let mut members = members.clone();
-        members.sort_by(|a, b| {
-            items[*a]
-                .original
-                .as_bytes()
-                .cmp(items[*b].original.as_bytes())
-                .then(a.cmp(b))
-        });
+        members.sort_by(|a, b| rank(*a).cmp(&rank(*b)).then(a.cmp(b)));
         let reserved_hit = taken.contains(key);
         let mut iter = members.iter();
         if !reserved_hit {
@@ -218,13 +255,7 @@ pub fn make_unique(
             losers.push((*m, winner.unwrap_or(usize::MAX)));
         }
     }
-    losers.sort_by(|a, b| {
-        items[a.0]
-            .original
-            .as_bytes()
-            .cmp(items[b.0].original.as_bytes())
-            .then(a.0.cmp(&b.0))
-    });
+    losers.sort_by(|a, b| rank(a.0).cmp(&rank(b.0)).then(a.0.cmp(&b.0)));
     for (idx, winner) in losers {
         // `self_` + `_2` would be `self__2`, which the snake-case lint rejects.
         let stripped = strip_raw(&cands[idx]);
@@ -232,10 +263,11 @@ pub fn make_unique(
             "" => stripped.to_string(),
             b => b.to_string(),
         };
+        let sep = if rules.camel_suffix { "" } else { "_" };
         let mut n = 2;
         let name = loop {
             let cand = finalize(
-                &format!("{base}_{n}"),
+                &format!("{base}{sep}{n}"),
                 &format!("{}#{n}", items[idx].original),
             );
             if !taken.contains(&key_of(&cand, cmp)) {
@@ -247,7 +279,7 @@ pub fn make_unique(
         let item = &items[idx];
         let msg = if winner == usize::MAX {
             format!(
-                "{scope}: '{}' would be named '{}', which the generated code uses itself; it is named '{}' instead (pin another name under [rename] in service.toml)",
+                "{scope}: '{}' would be named '{}', which the generated code uses itself; it is named '{}' instead ({hint})",
                 item.original, cands[idx], name
             )
         } else {
@@ -259,7 +291,7 @@ pub fn make_unique(
                 )
             } else {
                 format!(
-                    "{scope}: '{}' and '{}' (at {}:{}) both become '{}'; '{}' is named '{}' (pin another name under [rename] in service.toml)",
+                    "{scope}: '{}' and '{}' (at {}:{}) both become '{}'; '{}' is named '{}' ({hint})",
                     item.original, w.original, w.pos.line, w.pos.column, cands[idx], item.original, name
                 )
             }

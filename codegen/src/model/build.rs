@@ -736,6 +736,7 @@ fn resolve_type(cx: &mut Ctx, q: &str, selected: &BTreeSet<QName>) -> Option<Typ
                         rust_name: String::new(),
                         value: v,
                         docs: doc_text(cx, &m.docs, &m.annotations, &target),
+                        pos: m.pos,
                     }
                 })
                 .collect();
@@ -1234,7 +1235,7 @@ fn name_everything(cx: &mut Ctx, model: &mut Model) {
                     .map(|m| NameItem {
                         original: m.wire_name.clone(),
                         candidate: naming::rust_type_name(&m.wire_name),
-                        pos: t.pos,
+                        pos: m.pos,
                     })
                     .collect();
                 let names = unique_type_names_reserved(
@@ -1304,14 +1305,29 @@ fn name_everything(cx: &mut Ctx, model: &mut Model) {
                         pos: p.pos,
                     })
                     .collect();
+                // A collision the Rust scope already reported (same originals) is not reported
+                // again for SQL; SQL-only ones (case-insensitive, shortened names) are.
+                let mut sql_diags = Diagnostics::default();
                 let sql = naming::make_unique(
                     &format!("columns of {q}"),
                     &sql_items,
                     Compare::Sql,
                     SYSTEM_COLUMNS,
                     &file_of,
-                    &mut diags,
+                    &mut sql_diags,
                 );
+                let renamed_in_rust: BTreeSet<&str> = s
+                    .properties
+                    .iter()
+                    .filter(|p| p.rust_name != naming::rust_field_name(&p.wire_name))
+                    .map(|p| p.wire_name.as_str())
+                    .collect();
+                for d in sql_diags.0 {
+                    let quoted = d.message.split('\'').nth(1).unwrap_or("");
+                    if !renamed_in_rust.contains(quoted) {
+                        diags.push(d);
+                    }
+                }
                 for (p, n) in s.properties.iter_mut().zip(sql) {
                     p.sql_name = n;
                 }
@@ -1329,7 +1345,14 @@ fn name_everything(cx: &mut Ctx, model: &mut Model) {
             pos: model.entity_sets[n].pos,
         })
         .collect();
-    let tables = naming::make_unique("tables", &items, Compare::Sql, &[], &file_of, &mut diags);
+    let table_rules = naming::Scope {
+        name: "tables",
+        cmp: Compare::Sql,
+        reserved: &[],
+        camel_suffix: false,
+        hint: "set \"table\" for the entity in config.json",
+    };
+    let tables = naming::make_unique_in(&table_rules, &items, &file_of, &mut diags);
     for (n, t) in set_names.iter().zip(tables) {
         if let Some(s) = model.entity_sets.get_mut(n) {
             s.sql_name = t;
@@ -1407,7 +1430,8 @@ fn ns_of(q: &str) -> &str {
     q.rsplit_once('.').map(|(n, _)| n).unwrap_or("")
 }
 
-/// Like [`naming::make_unique`] but with CamelCase suffixes (`Name2`).
+/// Like [`naming::make_unique`] but with CamelCase suffixes (`Name2`: `Name_2` would not be
+/// UpperCamelCase).
 fn unique_type_names_reserved(
     items: &[NameItem],
     reserved: &[&str],
@@ -1415,45 +1439,14 @@ fn unique_type_names_reserved(
     diags: &mut Diagnostics,
     scope: &str,
 ) -> Vec<String> {
-    let names = naming::make_unique(scope, items, Compare::Exact, reserved, file_of, diags);
-    // make_unique suffixes with `_N`; rewrite to `N` for type-like names, keeping uniqueness.
-    let mut taken: BTreeSet<String> = names.iter().filter(|n| !is_suffixed(n)).cloned().collect();
-    taken.extend(reserved.iter().map(|s| s.to_string()));
-    names
-        .into_iter()
-        .map(|n| {
-            if let Some((base, num)) = split_suffix(&n) {
-                let mut k: u32 = num;
-                loop {
-                    let cand = format!("{base}{k}");
-                    if !taken.contains(&cand) {
-                        taken.insert(cand.clone());
-                        break cand;
-                    }
-                    k += 1;
-                }
-            } else {
-                n
-            }
-        })
-        .collect()
-}
-
-fn split_suffix(n: &str) -> Option<(&str, u32)> {
-    let (base, num) = n.rsplit_once('_')?;
-    if base.is_empty() || base.ends_with('_') {
-        return None;
-    }
-    let k: u32 = num.parse().ok()?;
-    if k >= 2 && base.chars().any(|c| c.is_uppercase()) {
-        Some((base, k))
-    } else {
-        None
-    }
-}
-
-fn is_suffixed(n: &str) -> bool {
-    split_suffix(n).is_some()
+    let rules = naming::Scope {
+        name: scope,
+        cmp: Compare::Exact,
+        reserved,
+        camel_suffix: true,
+        hint: naming::RENAME_HINT,
+    };
+    naming::make_unique_in(&rules, items, file_of, diags)
 }
 
 fn check_keys(cx: &mut Ctx, model: &Model) {

@@ -203,6 +203,8 @@ pub struct EnumMemberDef {
     pub rust_name: String,
     pub value: i64,
     pub docs: Option<String>,
+    #[serde(skip)]
+    pub pos: Pos,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
