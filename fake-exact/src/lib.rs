@@ -4,6 +4,10 @@
 //!   scraped Exact Online REST API reference, because Exact does not publish its `$metadata`.
 //!   The binary `exact-metadata` is its command-line front end.
 //!
-//! The fake HTTP server will live in this crate too.
+//! * [`server`]: the fake Exact Online HTTP server ([`FakeExact::start`]); the binary
+//!   `fake-exact` serves it on a given loopback address.
 
 pub mod metadata_convert;
+pub mod server;
+
+pub use server::{Clock, Config, FakeExact, Faults, Handle, Stats, Violation};

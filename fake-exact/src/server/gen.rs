@@ -1,0 +1,329 @@
+//! Deterministic rows: row `i` of (entity, division) is a pure function of
+//! (seed, entity, division, i), so a million-row entity costs no memory.
+//!
+//! Ordering promises the query engine relies on:
+//! * keys grow with `i` (Guid keys start with an 8-hex-digit counter, the rest is a hash), so
+//!   `$skiptoken` = last key is decoded back to `i`;
+//! * `Modified` is non-decreasing in `i` and repeats in runs of [`TIE_RUN`] rows, so equal values
+//!   straddle page boundaries of 60 and 1000 (§6 "Modified-cursor pitfalls");
+//! * `Timestamp` strictly grows with `i` and stays below [`MUTATION_TS_START`], where the
+//!   per-division counter for changed rows begins (§1.3).
+
+use super::catalog::{Edm, Entity};
+
+/// Rows sharing one `Modified` value.
+pub const TIE_RUN: u64 = 7;
+/// `Modified` of row 0: 2021-01-04T08:00:00 Dutch local time, encoded as if UTC (§2.5).
+pub const MODIFIED_BASE_LOCAL_MS: i64 = 1_609_747_200_000;
+/// Step between tie runs.
+pub const MODIFIED_STEP_MS: i64 = 60_000;
+/// First value of the per-division Timestamp counter used by mutations.
+pub const MUTATION_TS_START: i64 = 1_000_000_000_000;
+
+/// A served value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Val {
+    Null,
+    Str(String),
+    /// Int32/Int16/Byte: a JSON number.
+    Int(i64),
+    /// Int64: a JSON string (§2.5).
+    Int64(i64),
+    Dbl(f64),
+    Bool(bool),
+    /// Local wall-clock ms, written `/Date(ms)/` (§2.5).
+    Date(i64),
+    /// Raw JSON from a test mutation.
+    Json(serde_json::Value),
+}
+
+impl Val {
+    /// Appends the JSON form.
+    pub fn write_json(&self, out: &mut String) {
+        match self {
+            Val::Null => out.push_str("null"),
+            Val::Str(s) => write_json_str(out, s),
+            Val::Int(n) => out.push_str(&n.to_string()),
+            Val::Int64(n) => {
+                out.push('"');
+                out.push_str(&n.to_string());
+                out.push('"');
+            }
+            Val::Dbl(d) => {
+                if d.is_finite() {
+                    let v = serde_json::Value::from(*d);
+                    out.push_str(&v.to_string());
+                } else {
+                    out.push_str("null")
+                }
+            }
+            Val::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Val::Date(ms) => {
+                out.push_str("\"/Date(");
+                out.push_str(&ms.to_string());
+                out.push_str(")/\"");
+            }
+            Val::Json(v) => out.push_str(&v.to_string()),
+        }
+    }
+
+    pub fn to_json_string(&self) -> String {
+        let mut s = String::new();
+        self.write_json(&mut s);
+        s
+    }
+
+    /// Numeric view for filter comparisons (Timestamp, dates, Int32).
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            Val::Int(n) | Val::Int64(n) | Val::Date(n) => Some(*n),
+            Val::Json(serde_json::Value::Number(n)) => n.as_i64(),
+            Val::Json(serde_json::Value::String(s)) => {
+                if let Some(inner) = s.strip_prefix("/Date(").and_then(|r| r.strip_suffix(")/")) {
+                    inner.parse().ok()
+                } else {
+                    s.parse().ok()
+                }
+            }
+            _ => None,
+        }
+    }
+}
+
+pub fn write_json_str(out: &mut String, s: &str) {
+    out.push_str(&serde_json::Value::from(s).to_string());
+}
+
+/// SplitMix64 finaliser.
+pub fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+pub fn mix4(a: u64, b: u64, c: u64, d: u64) -> u64 {
+    mix(mix(mix(mix(a) ^ b) ^ c) ^ d)
+}
+
+pub fn modified_local_ms(i: u64) -> i64 {
+    MODIFIED_BASE_LOCAL_MS + (i / TIE_RUN) as i64 * MODIFIED_STEP_MS
+}
+
+pub fn generated_timestamp(i: u64) -> i64 {
+    10_000 + 3 * i as i64
+}
+
+/// Guid text of 128 bits.
+pub fn format_guid(hi: u64, lo: u64) -> String {
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        hi >> 32,
+        (hi >> 16) & 0xffff,
+        hi & 0xffff,
+        lo >> 48,
+        lo & 0xffff_ffff_ffff
+    )
+}
+
+/// Generates values for one (seed, entity, division).
+#[derive(Debug, Clone, Copy)]
+pub struct Gen<'a> {
+    pub seed: u64,
+    pub entity: &'a Entity,
+    pub division: i32,
+    /// Hash of the data identity (the entity set name), shared by `crm/Accounts`,
+    /// `bulk/CRM/Accounts` and `sync/CRM/Accounts`.
+    pub table_hash: u64,
+}
+
+const NAMES: &[&str] = &[
+    "Bäckerei Müller GmbH",
+    "Straßenbau Groß & Söhne",
+    "Łukasz Wiśniewski",
+    "Café \"De Gouden Leeuw\"",
+    "Société Générale d'Électricité",
+    "Smith & Jones Ltd",
+    "Ærø Fiskeri ApS",
+    "Zoë van 't Hof",
+    "Price: 100 € & more",
+    "O'Brien <Consulting>",
+    "Çelik İnşaat A.Ş.",
+    "Jansen B.V.",
+];
+
+const WORDS: &[&str] = &[
+    "Standaard",
+    "Crème brûlée",
+    "A&B",
+    "\"quoted\"",
+    "Größe",
+    "EUR",
+    "n/a",
+    "Tab\there",
+    "line\nbreak",
+    "Ünïcödé",
+];
+
+impl<'a> Gen<'a> {
+    fn base(&self) -> u64 {
+        mix4(
+            self.seed,
+            self.table_hash,
+            self.division as i64 as u64,
+            0x5eed,
+        )
+    }
+
+    /// The first 32 bits of Guid keys: an offset per (seed, entity, division) plus `i`.
+    fn guid_offset(&self) -> u64 {
+        self.base() % 0x4000_0000
+    }
+
+    fn key_guid(&self, i: u64, key_no: usize) -> String {
+        let counter = (self.guid_offset() + i) & 0xffff_ffff;
+        let h = mix4(self.base(), i, key_no as u64, 1);
+        let h2 = mix(h);
+        let hi = (counter << 32) | (h >> 32);
+        // version-4 style nibble and variant bits for realism
+        let hi = (hi & !0xf000) | 0x4000;
+        let lo = (h2 & 0x3fff_ffff_ffff_ffff) | 0x8000_0000_0000_0000;
+        format_guid(hi, lo)
+    }
+
+    /// Value of key property `key_no` (index into `entity.keys`) of row `i`.
+    pub fn key_val(&self, i: u64, key_no: usize) -> Val {
+        let p = &self.entity.props[self.entity.keys[key_no]];
+        match p.edm {
+            Edm::Guid => Val::Str(self.key_guid(i, key_no)),
+            Edm::Int64 => Val::Int64(i as i64 + 1),
+            Edm::String => Val::Str(format!("{:08}", i + 1)),
+            Edm::Int32 | Edm::Int16 | Edm::Byte if key_no == 0 => Val::Int(i as i64 + 1),
+            Edm::Int32 | Edm::Int16 | Edm::Byte => Val::Int(1),
+            _ => Val::Str(format!("{:08}", i + 1)),
+        }
+    }
+
+    /// The OData key literal of row `i` (`guid'…'`, `12`, `12L`, `'00000012'`; composite keys
+    /// joined by `,`; the bare index for entities without a key), as used in `$skiptoken`.
+    pub fn key_literal(&self, i: u64) -> String {
+        if self.entity.keys.is_empty() {
+            return i.to_string();
+        }
+        (0..self.entity.keys.len())
+            .map(|k| {
+                let p = &self.entity.props[self.entity.keys[k]];
+                literal_of(p.edm, &self.key_val(i, k))
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Inverse of [`Gen::key_literal`] (first key property decides); `None` if it is not a key
+    /// this generator produced.
+    pub fn index_of_literal(&self, lit: &str) -> Option<u64> {
+        let lit = lit.trim();
+        if self.entity.keys.is_empty() {
+            return lit.parse().ok();
+        }
+        let first = lit.split(',').next()?.trim();
+        let p = &self.entity.props[self.entity.keys[0]];
+        match p.edm {
+            Edm::Guid => {
+                let g = first
+                    .strip_prefix("guid'")
+                    .and_then(|s| s.strip_suffix('\''))
+                    .unwrap_or(first)
+                    .to_ascii_lowercase();
+                let counter = u64::from_str_radix(g.get(0..8)?, 16).ok()?;
+                let i = counter.wrapping_sub(self.guid_offset()) & 0xffff_ffff;
+                (self.key_guid(i, 0) == g).then_some(i)
+            }
+            Edm::Int64 | Edm::Int32 | Edm::Int16 | Edm::Byte => {
+                let n: u64 = first.trim_end_matches(['L', 'l']).parse().ok()?;
+                n.checked_sub(1)
+            }
+            _ => {
+                let s = first.trim_matches('\'');
+                let n: u64 = s.trim().parse().ok()?;
+                n.checked_sub(1)
+            }
+        }
+    }
+
+    /// Value of property `pi` of generated row `i`.
+    pub fn value(&self, pi: usize, i: u64) -> Val {
+        let e = self.entity;
+        let p = &e.props[pi];
+        if p.is_key {
+            let k = e.keys.iter().position(|&x| x == pi).unwrap_or(0);
+            return self.key_val(i, k);
+        }
+        if Some(pi) == e.modified {
+            return Val::Date(modified_local_ms(i));
+        }
+        if Some(pi) == e.timestamp {
+            return Val::Int64(generated_timestamp(i));
+        }
+        if Some(pi) == e.division {
+            return Val::Int(i64::from(self.division));
+        }
+        let h = mix4(self.base(), i, p.hash, 2);
+        if p.nullable && h % 10 == 0 {
+            return Val::Null;
+        }
+        let r = h >> 8;
+        match p.edm {
+            Edm::Guid => Val::Str(format_guid(mix(r), mix(r ^ 0xabc))),
+            Edm::String => Val::Str(self.string_value(&p.name, i, r)),
+            Edm::DateTime => {
+                if p.name == "Created" {
+                    Val::Date(modified_local_ms(i) - (r % 90) as i64 * 86_400_000)
+                } else {
+                    // date-only values are local midnight (§2.5)
+                    Val::Date(1_577_836_800_000 + (r % 2500) as i64 * 86_400_000)
+                }
+            }
+            Edm::Int64 => Val::Int64((r % 1_000_000) as i64),
+            Edm::Int32 | Edm::Int16 => Val::Int((r % 100) as i64),
+            Edm::Byte => Val::Int((r % 10) as i64),
+            Edm::Double => {
+                let cents = (r % 2_000_000) as i64 - 400_000;
+                Val::Dbl(cents as f64 / 100.0)
+            }
+            Edm::Decimal => Val::Str(format!("{}.{:02}", r % 10_000, r % 100)),
+            Edm::Boolean => Val::Bool(r & 1 == 1),
+            Edm::Binary | Edm::Other => Val::Null,
+        }
+    }
+
+    fn string_value(&self, name: &str, i: u64, r: u64) -> String {
+        let lname = name.to_ascii_lowercase();
+        if name == "Code" || lname.ends_with("code") && lname.contains("account") {
+            // right-aligned fixed-width codes (§2.5)
+            format!("{:>8}", 1000 + i)
+        } else if lname.contains("name") || lname.contains("description") {
+            format!("{} {}", NAMES[(r % NAMES.len() as u64) as usize], i)
+        } else if lname.contains("email") {
+            format!("info{i}@voorbeeld.nl")
+        } else if lname == "country" {
+            "NL ".to_string()
+        } else if lname.contains("currency") {
+            "EUR".to_string()
+        } else {
+            WORDS[(r % WORDS.len() as u64) as usize].to_string()
+        }
+    }
+}
+
+/// OData V2 literal of a key value.
+pub fn literal_of(edm: Edm, v: &Val) -> String {
+    match (edm, v) {
+        (Edm::Guid, Val::Str(s)) => format!("guid'{s}'"),
+        (Edm::Int64, Val::Int64(n)) => format!("{n}L"),
+        (_, Val::Int(n)) => n.to_string(),
+        (_, Val::Int64(n)) => format!("{n}L"),
+        (_, Val::Str(s)) => format!("'{}'", s.replace('\'', "''")),
+        (_, other) => other.to_json_string(),
+    }
+}
