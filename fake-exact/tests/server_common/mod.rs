@@ -105,6 +105,22 @@ impl JsonText for Response {
 }
 
 impl Api {
+    /// Refreshes the token pair (§3), e.g. after moving the clock past the access-token life.
+    pub fn renew(&mut self) {
+        let r = token_request(
+            &self.h,
+            &self.http,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &self.refresh),
+            ],
+        );
+        assert_eq!(r.status().as_u16(), 200);
+        let v = r.json_text();
+        self.access = v["access_token"].as_str().unwrap().to_string();
+        self.refresh = v["refresh_token"].as_str().unwrap().to_string();
+    }
+
     /// `{base}/api/v1/{division}/{path}`.
     pub fn url(&self, path: &str) -> String {
         format!("{}/api/v1/{}/{}", self.h.base_url(), DIV, path)
