@@ -16,6 +16,7 @@ pub mod naming;
 pub mod parse;
 pub mod service;
 pub mod source;
+pub mod sql;
 pub mod write;
 
 pub use diagnostics::{Diagnostic, Diagnostics, Severity};

@@ -94,6 +94,16 @@ impl ServiceDir {
         }
     }
 
+    /// The tables of this service for a model built from it.
+    pub fn tables(&self, model: &Model) -> Vec<crate::sql::TableDef> {
+        let opts = crate::sql::TableOptions::for_service(
+            &self.name,
+            self.service_toml.as_ref(),
+            self.config.as_ref(),
+        );
+        crate::sql::tables(model, &opts)
+    }
+
     /// Parses the metadata and builds the model.
     pub fn model(&self, lenient: bool) -> (Option<Model>, Diagnostics) {
         let (docs, mut diags) = crate::load_documents(&self.metadata);
