@@ -51,7 +51,8 @@ pub fn generate_into(cache: &Path, out_dir: &Path) -> Result<Vec<String>, String
         let Some(model) = model else { continue };
         let module = naming::rust_field_name(&sd.name);
         let root = format!("crate::{module}");
-        match emit_module_file(&model, &Layout { root }) {
+        let tables = sd.tables(&model);
+        match emit_module_file(&model, &Layout { root }, &tables) {
             Ok(code) => {
                 let file = out_dir.join(format!("{module}.rs"));
                 write_if_changed(&file, &code).map_err(|e| format!("{}: {e}", file.display()))?;

@@ -17,6 +17,7 @@ fn crate_text(files: &[PathBuf], selection: Selection, lenient: bool) -> String 
         name: "golden".into(),
         runtime_dependency: "{ path = \"../runtime\", default-features = false }".into(),
         standalone: true,
+        tables: Vec::new(),
     };
     let out = emit_crate(&m, &opts).expect("emit");
     let mut text = String::new();

@@ -140,6 +140,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 name: name.unwrap_or_else(|| model.service.replace('_', "-")),
                 runtime_dependency: runtime_dep,
                 standalone: !workspace_member,
+                tables: Vec::new(),
             };
             let files = emit_crate(&model, &opts).map_err(|e| e.to_string())?;
             let stats = odata_codegen::write::write_files(&out, &files)
@@ -408,6 +409,7 @@ fn bench(paths: &[PathBuf], runs: u32, all_types: bool) -> Result<ExitCode, Stri
                     name: "bench".into(),
                     runtime_dependency: "\"*\"".into(),
                     standalone: true,
+                    tables: Vec::new(),
                 },
             )
             .map_err(|e| e.to_string())?;

@@ -588,7 +588,14 @@ fn ascii_module_name(name: &str, original: &str) -> String {
 
 /// One Rust file for the whole service, for `include!` inside `pub mod <service> { … }` (the
 /// `generated` crate's build.rs). `root` is that module's path (`crate::<service>`).
-pub fn emit_module_file(model: &Model, layout: &Layout) -> Result<String, EmitError> {
+/// `tables` are the service's tables (see [`crate::sql::tables`]); the SQL emitters add their
+/// items for them to the same module.
+pub fn emit_module_file(
+    model: &Model,
+    layout: &Layout,
+    tables: &[crate::sql::TableDef],
+) -> Result<String, EmitError> {
+    let _ = tables;
     let mut items = Vec::new();
     let mut uses = Vec::new();
     for (m, types) in grouped(model) {
@@ -614,6 +621,8 @@ pub struct CrateOptions {
     /// Write an empty `[workspace]` table so the crate builds on its own even inside another
     /// workspace's folder. Off when the crate is meant to be a member of a workspace.
     pub standalone: bool,
+    /// The service's tables (see [`crate::sql::tables`]), for the SQL emitters.
+    pub tables: Vec<crate::sql::TableDef>,
 }
 
 /// Emits and formats one file per type, spread over the machine's cores (each type's code is a

@@ -119,6 +119,7 @@ pub fn generate_member(
             runtime.display()
         ),
         standalone: false,
+        tables: Vec::new(),
     };
     let files = emit_crate(&m, &opts).unwrap_or_else(|e| panic!("{name}: emit failed: {e}"));
     let dir = out.join(name);
