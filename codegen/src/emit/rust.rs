@@ -178,7 +178,8 @@ fn field_shape(
                 (t, None)
             }
         }
-        TypeRef::Collection(_) => unreachable!("element() strips collections"),
+        // `element()` strips collections; a nested collection is raw JSON.
+        TypeRef::Collection(_) => (quote! { ::serde_json::Value }, None),
     };
     let mut serde = Vec::new();
     let ty = if p.ty.is_collection() {

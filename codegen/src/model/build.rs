@@ -1205,7 +1205,9 @@ fn name_everything(cx: &mut Ctx, model: &mut Model) {
     // Key structs: `<Entity>Key`, unless taken.
     let mut taken: BTreeSet<String> = model.types.values().map(|t| t.rust_name.clone()).collect();
     for q in &qnames {
-        let t = model.types.get_mut(q).expect("selected type");
+        let Some(t) = model.types.get_mut(q) else {
+            continue;
+        };
         let rust_name = t.rust_name.clone();
         if let TypeKind::Entity(s) = &mut t.kind {
             if !s.key.is_empty() {
@@ -1225,7 +1227,9 @@ fn name_everything(cx: &mut Ctx, model: &mut Model) {
 
     // Members of each type.
     for q in &qnames {
-        let t = model.types.get_mut(q).expect("selected type");
+        let Some(t) = model.types.get_mut(q) else {
+            continue;
+        };
         let scope_rust = format!("fields of {q}");
         match &mut t.kind {
             TypeKind::Enum(e) => {
