@@ -277,3 +277,92 @@ fn bad_mutations_are_rejected() {
         400
     );
 }
+
+/// §2.6, §8: more faults: a spurious 401 "access token expired", 403 license expired,
+/// duplicate rows within a sync page (§1.3), and an empty token-endpoint body.
+#[test]
+fn more_faults_401_403_duplicates_empty_token_body() {
+    let mut api = start(Config::default());
+    let set = |api: &Api, f: Value| {
+        api.control("POST", "faults", Some(f));
+    };
+    set(&api, json!({"http_401_expired": 1.0}));
+    let r = api.get("crm/Accounts?$select=ID");
+    assert_eq!(r.status().as_u16(), 401);
+    assert!(r.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .contains("access token expired"));
+    set(&api, json!({"http_403_license": 1.0}));
+    let v = api.get_json("crm/Accounts?$select=ID", 403);
+    assert_eq!(
+        Api::error_text(&v),
+        "Forbidden - Customer's license expired."
+    );
+    set(&api, json!({"duplicate_rows": 1.0}));
+    let v = api.get_json("sync/CRM/Accounts?$select=ID,Timestamp", 200);
+    let ids: Vec<&str> = results(&v)
+        .iter()
+        .map(|r| r["ID"].as_str().unwrap())
+        .collect();
+    let unique: std::collections::BTreeSet<&str> = ids.iter().copied().collect();
+    assert_eq!(ids.len(), 11);
+    assert_eq!(unique.len(), 10);
+    set(&api, json!({"empty_token_body": 1.0}));
+    api.h.clock().advance(std::time::Duration::from_secs(600));
+    let r = server_common::token_request(
+        &api.h,
+        &api.http,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &api.refresh),
+        ],
+    );
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.text().unwrap(), "");
+    set(&api, json!({}));
+    api.renew();
+    api.get_json("crm/Accounts?$select=ID", 200);
+}
+
+/// §1.2: `read/sync/Sync/SyncTimestamp` gives the Timestamp to start a sync from a Modified
+/// date: `Timestamp gt {TimeStampAsBigInt}L` returns the rows modified at or after it.
+#[test]
+fn sync_timestamp_lookup() {
+    let api = start(Config::default());
+    // rows 0..6 share Modified 2021-01-04T08:00, rows 7..9 have 08:01
+    let v = api.get_json(
+        "read/sync/Sync/SyncTimestamp?modified=datetime'2021-01-04T08:01:00'&endPoint='Accounts'",
+        200,
+    );
+    let row = &results(&v)[0];
+    assert_eq!(row["API"], "Accounts");
+    let ts: i64 = row["TimeStampAsBigInt"].as_str().unwrap().parse().unwrap();
+    let v = api.get_json(
+        &format!("sync/CRM/Accounts?$select=ID,Timestamp&$filter=Timestamp gt {ts}L"),
+        200,
+    );
+    assert_eq!(results(&v).len(), 3);
+    api.get_json(
+        "read/sync/Sync/SyncTimestamp?modified=yesterday&endPoint='Accounts'",
+        400,
+    );
+}
+
+/// §1.3: mandatory filtering can be switched on per endpoint (400 with Exact's text).
+#[test]
+fn mandatory_filter_is_configurable() {
+    let mut cfg = Config::default();
+    cfg.filter_required
+        .insert("bulk/CRM/Accounts".into(), "ID,Modified".into());
+    let api = start(cfg);
+    let v = api.get_json("bulk/CRM/Accounts?$select=ID", 400);
+    assert_eq!(
+        Api::error_text(&v),
+        "A GET request for this endpoint must have a $filter parameter with one of the following fields in the url:ID,Modified"
+    );
+    api.get_json(
+        "bulk/CRM/Accounts?$select=ID&$filter=Modified ge datetime'2020-01-01T00:00'",
+        200,
+    );
+}

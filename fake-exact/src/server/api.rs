@@ -209,6 +209,20 @@ fn authorize(app: &App, query: &str) -> Out {
 
 /// `POST /api/oauth2/token` (§3).
 fn token(app: &App, body: &[u8]) -> Out {
+    let rate = app.faults.lock().unwrap().empty_token_body;
+    if rate > 0.0 {
+        let n = app.fault_counter.fetch_add(1, Ordering::Relaxed);
+        let r = (super::gen::mix4(app.cfg.seed, n, 0x70ce, 0) >> 11) as f64 / (1u64 << 53) as f64;
+        if r < rate {
+            *app.stats
+                .lock()
+                .unwrap()
+                .faults
+                .entry("empty_token_body".into())
+                .or_default() += 1;
+            return Out::new(200, JSON, "");
+        }
+    }
     let f = form(body);
     let get = |k: &str| f.get(k).map(String::as_str).unwrap_or("");
     let client = get("client_id").to_string();
@@ -459,6 +473,7 @@ async fn api_call(
         hit
     };
     let mut cut = None;
+    let mut dup = false;
     let mut fault: Option<(&str, Out)> = None;
     if pick(faults.http_500) {
         fault = Some(("http_500", exact_error(500, "An error has occurred.")));
@@ -475,6 +490,19 @@ async fn api_call(
         ));
     } else if pick(faults.http_599) {
         fault = Some(("http_599", Out::new(599, "text/plain", "")));
+    } else if pick(faults.http_401_expired) {
+        fault = Some((
+            "http_401_expired",
+            exact_error(401, "Unauthorized: access token expired").header(
+                "WWW-Authenticate",
+                "Bearer error=\"invalid_token\", error_description=\"access token expired\"",
+            ),
+        ));
+    } else if pick(faults.http_403_license) {
+        fault = Some((
+            "http_403_license",
+            exact_error(403, "Forbidden - Customer's license expired."),
+        ));
     } else if pick(faults.html_200) {
         fault = Some(("html_200", Out::new(200, "text/html", HTML_PAGE)));
     } else if pick(faults.html_500) {
@@ -483,6 +511,8 @@ async fn api_call(
         cut = Some(Cut::Half);
     } else if pick(faults.drop_connection) {
         cut = Some(Cut::All);
+    } else if pick(faults.duplicate_rows) {
+        dup = true;
     } else if pick(faults.slow) {
         *app.stats
             .lock()
@@ -518,7 +548,7 @@ async fn api_call(
             "Only GET is supported by this fake server on data endpoints",
         )
     } else {
-        serve(app, division, &tgt, &svc, query, now)
+        serve(app, division, &tgt, &svc, query, now, dup)
     };
     finish(
         app,
@@ -696,6 +726,7 @@ fn serve(
     svc: &[String],
     query: &str,
     now: i64,
+    dup: bool,
 ) -> Out {
     let (path, single, count) = match tgt {
         Target::Metadata(doc) => {
@@ -708,6 +739,12 @@ fn serve(
         Target::Count(p) => (p, None, true),
         Target::Single(p, k) => (p, Some(k.as_str()), false),
     };
+    if path.eq_ignore_ascii_case("read/sync/Sync/SyncTimestamp") {
+        return match division {
+            Some(d) => sync_timestamp(app, d, query),
+            None => exact_error(404, "Resource not found"),
+        };
+    }
     let Some(entity) = app.catalog.entity(path) else {
         return exact_error(404, "Resource not found");
     };
@@ -812,6 +849,19 @@ fn serve(
         },
         _ => Vec::new(),
     };
+    if cmps.is_empty() && single.is_none() {
+        if let Some((_, fields)) = app
+            .cfg
+            .filter_required
+            .iter()
+            .find(|(p, _)| p.eq_ignore_ascii_case(&entity.path))
+        {
+            return exact_error(
+                400,
+                &format!("A GET request for this endpoint must have a $filter parameter with one of the following fields in the url:{fields}"),
+            );
+        }
+    }
     let dk = |lit: &str| decode_key(app, entity, &gen, lit);
     let plan = match super::store::plan(entity, &gen, &cmps, Some(&dk)) {
         Ok(p) => p,
@@ -944,6 +994,12 @@ fn serve(
         let change = overlay.and_then(|o| o.changed.get(&i));
         ctx.write(&mut out, i, change, &spec);
     }
+    let duplicated = dup && entity.kind == Kind::Sync && !rows.is_empty();
+    if duplicated {
+        let i = rows[rows.len() / 2];
+        out.push(',');
+        ctx.write(&mut out, i, overlay.and_then(|o| o.changed.get(&i)), &spec);
+    }
     out.push(']');
     if inline {
         out.push_str(&format!(",\"__count\":\"{}\"", scan.count()));
@@ -978,5 +1034,91 @@ fn serve(
     }
     out.push_str("}}");
     drop(store);
+    if duplicated {
+        *app.stats
+            .lock()
+            .unwrap()
+            .faults
+            .entry("duplicate_rows".into())
+            .or_default() += 1;
+    }
+    Out::new(200, JSON, out)
+}
+
+/// `GET read/sync/Sync/SyncTimestamp?modified=datetime'…'&endPoint='TransactionLines'`
+/// (§1.2): a Timestamp to start a sync from, so that `Timestamp gt {it}L` returns the rows of
+/// the entity modified at or after `modified` (Dutch local time).
+fn sync_timestamp(app: &App, division: i32, query: &str) -> Out {
+    let q: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
+    let get = |k: &str| {
+        q.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(k))
+            .map(|(_, v)| v.trim().to_string())
+    };
+    let Some(modified) = get("modified").and_then(|m| {
+        let inner = m.strip_prefix("datetime'")?.strip_suffix('\'')?.to_string();
+        super::query::parse_datetime(&inner)
+    }) else {
+        return exact_error(
+            400,
+            "The parameter 'modified' must be a datetime'yyyy-mm-ddThh:mm:ss' literal.",
+        );
+    };
+    let ep = get("endPoint").unwrap_or_default();
+    let ep = ep.trim_matches('\'');
+    let Some(entity) = app.catalog.entities.values().find(|e| {
+        e.kind == Kind::Sync && e.timestamp.is_some() && e.set_name.eq_ignore_ascii_case(ep)
+    }) else {
+        return exact_error(400, &format!("Unknown endPoint '{ep}'."));
+    };
+    if !app.cfg.divisions.contains(&division) {
+        return exact_error(403, "Forbidden - WrongDivision");
+    }
+    let n = app.rows(entity);
+    let store = app.store.lock().unwrap();
+    let overlay = store.overlay(&App::table(entity), division);
+    let first = {
+        let (mut a, mut b) = (0u64, n);
+        while a < b {
+            let m = a + (b - a) / 2;
+            if super::gen::modified_local_ms(m) >= modified {
+                b = m;
+            } else {
+                a = m + 1;
+            }
+        }
+        a
+    };
+    let mut candidates: Vec<i64> = Vec::new();
+    if first < n {
+        candidates.push(super::gen::generated_timestamp(first) - 1);
+    }
+    let mut max_ts = if n > 0 {
+        super::gen::generated_timestamp(n - 1)
+    } else {
+        0
+    };
+    if let Some(o) = overlay {
+        for c in o.changed.values() {
+            max_ts = max_ts.max(c.timestamp);
+            if c.modified >= modified {
+                candidates.push(c.timestamp - 1);
+            }
+        }
+    }
+    let ts = candidates.into_iter().min().unwrap_or(max_ts);
+    let mut out = String::from("{\"d\":{\"results\":[{\"__metadata\":{\"uri\":");
+    write_json_str(
+        &mut out,
+        &format!(
+            "{}/api/v1/{division}/read/sync/Sync/SyncTimestamp",
+            app.base_url
+        ),
+    );
+    out.push_str(",\"type\":\"Exact.Web.Api.Models.Sync.SyncTimestamp\"},\"API\":");
+    write_json_str(&mut out, &entity.set_name);
+    out.push_str(&format!(
+        ",\"Modified\":\"/Date({modified})/\",\"TimeStampAsBigInt\":\"{ts}\"}}]}}}}"
+    ));
     Out::new(200, JSON, out)
 }

@@ -53,6 +53,15 @@ pub struct Faults {
     /// Answer after `slow_ms` (real milliseconds).
     pub slow: f64,
     pub slow_ms: u64,
+    /// 401 with `WWW-Authenticate` "access token expired" although the token is valid.
+    pub http_401_expired: f64,
+    /// 403 "Forbidden - Customer's license expired." (§2.6).
+    pub http_403_license: f64,
+    /// A sync page repeats one of its rows (§1.3: duplicates within a sync run).
+    pub duplicate_rows: f64,
+    /// The token endpoint answers 200 with an empty body and issues nothing (§2.6); rolled
+    /// separately for token requests.
+    pub empty_token_body: f64,
 }
 
 /// Server configuration. `Config::default()` is a ready-to-use setup.
@@ -91,6 +100,10 @@ pub struct Config {
     /// Regular endpoints (paths such as `purchaseentry/PurchaseEntries`) that need `$select`
     /// or `$top=1` (§2.4). Bulk and sync endpoints always need `$select` (§1.3).
     pub select_required: BTreeSet<String>,
+    /// Mandatory filtering (§1.3): endpoint path → the field list quoted in the 400
+    /// "A GET request for this endpoint must have a $filter parameter with one of the following
+    /// fields in the url:…". Empty by default.
+    pub filter_required: BTreeMap<String, String>,
     /// Regular endpoints that reject `$skip` (§2.3); bulk and sync always do.
     pub skip_rejected: BTreeSet<String>,
     /// Where the `$metadata` documents are.
@@ -139,6 +152,7 @@ impl Default for Config {
             .map(String::from)
             .collect(),
             skip_rejected: BTreeSet::new(),
+            filter_required: BTreeMap::new(),
             metadata_dir: PathBuf::from(concat!(
                 env!("CARGO_MANIFEST_DIR"),
                 "/../metadata-cache/exact"
