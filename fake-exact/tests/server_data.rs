@@ -471,3 +471,66 @@ fn bench_bulk_pages() {
         rss_kb()
     );
 }
+
+/// §2.1: without `Accept: application/json` Exact answers Atom XML: a feed with
+/// `m:properties`, `m:type`/`m:null`, local-time dates and a `link rel="next"`;
+/// `$format=json` also selects JSON.
+#[test]
+fn atom_is_the_default_format() {
+    let api = start(cfg_rows("Accounts", 100));
+    let r = api
+        .http
+        .get(api.url("crm/Accounts?$select=ID,Name,Modified,Email,Blocked&$inlinecount=allpages"))
+        .bearer_auth(&api.access)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/atom+xml"));
+    let xml = r.text().unwrap();
+    let mut reader = quick_xml::Reader::from_str(&xml);
+    let (mut entries, mut next, mut nulls, mut counts) = (0, None, 0, 0);
+    loop {
+        match reader.read_event().expect("well-formed Atom") {
+            quick_xml::events::Event::Eof => break,
+            quick_xml::events::Event::Start(e) | quick_xml::events::Event::Empty(e) => {
+                let name = e.name().as_ref().to_string();
+                let attr = |k: &str| {
+                    e.attributes()
+                        .flatten()
+                        .find(|a| a.key.as_ref() == k)
+                        .map(|a| a.value.to_string())
+                };
+                match name.as_str() {
+                    "entry" => entries += 1,
+                    "link" if attr("rel").as_deref() == Some("next") => next = attr("href"),
+                    "d:Modified" => assert_eq!(attr("m:type").as_deref(), Some("Edm.DateTime")),
+                    "d:Email" if attr("m:null").as_deref() == Some("true") => nulls += 1,
+                    "m:count" => counts += 1,
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(entries, 60);
+    assert_eq!(counts, 1);
+    assert!(xml.contains("<m:count>100</m:count>"));
+    assert!(next.unwrap().contains("$skiptoken=guid"));
+    assert!(nulls < 60);
+    assert!(
+        xml.contains("<d:Modified m:type=\"Edm.DateTime\">2021-01-04T08:00:00.000</d:Modified>")
+    );
+    let r = api
+        .http
+        .get(api.url("crm/Accounts?$select=ID&$format=json"))
+        .bearer_auth(&api.access)
+        .send()
+        .unwrap();
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/json"));
+}

@@ -548,7 +548,14 @@ async fn api_call(
             "Only GET is supported by this fake server on data endpoints",
         )
     } else {
-        serve(app, division, &tgt, &svc, query, now, dup)
+        // §2.1: JSON needs `Accept: application/json` (or `$format=json`); Atom otherwise.
+        let accept = headers
+            .get("accept")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let atom = !accept.contains("json") && !query.contains("$format=json");
+        serve(app, division, &tgt, &svc, query, now, dup, atom)
     };
     finish(
         app,
@@ -673,6 +680,54 @@ struct RowCtx<'a> {
 }
 
 impl RowCtx<'_> {
+    fn uri(&self, i: u64) -> String {
+        let key = if self.entity.path == "system/divisions" {
+            self.app
+                .cfg
+                .divisions
+                .get(i as usize)
+                .map(|d| d.to_string())
+                .unwrap_or_default()
+        } else {
+            self.gen.key_literal(i)
+        };
+        if self.entity.keys.is_empty() {
+            self.set_uri.clone()
+        } else {
+            format!("{}({key})", self.set_uri)
+        }
+    }
+
+    /// One `<entry>` of an Atom feed (§2.1).
+    fn write_atom(
+        &self,
+        out: &mut String,
+        i: u64,
+        change: Option<&super::store::Change>,
+        spec: &dyn Fn(usize, u64) -> Option<Val>,
+        now: i64,
+    ) {
+        let uri = self.uri(i);
+        let props: Vec<(&str, &str, Val)> = self
+            .sel
+            .iter()
+            .map(|&pi| {
+                let p = &self.entity.props[pi];
+                (
+                    p.name.as_str(),
+                    p.edm.name(),
+                    row_val(&self.gen, pi, i, change, spec),
+                )
+            })
+            .collect();
+        let navs: &[String] = if self.navs {
+            &self.entity.nav_props
+        } else {
+            &[]
+        };
+        super::atom::entry(out, &uri, &self.entity.type_name, &props, navs, now);
+    }
+
     fn write(
         &self,
         out: &mut String,
@@ -719,6 +774,7 @@ impl RowCtx<'_> {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn serve(
     app: &App,
     division: Option<i32>,
@@ -727,6 +783,7 @@ fn serve(
     query: &str,
     now: i64,
     dup: bool,
+    atom: bool,
 ) -> Out {
     let (path, single, count) = match tgt {
         Target::Metadata(doc) => {
@@ -906,6 +963,11 @@ fn serve(
             return exact_error(404, "Resource not found");
         }
         let change = overlay.and_then(|o| o.changed.get(&i));
+        if atom {
+            let mut out = super::atom::entry_doc_start(&ctx.set_uri);
+            ctx.write_atom(&mut out, i, change, &spec, now);
+            return Out::new(200, super::atom::ATOM_ENTRY, out);
+        }
         let mut out = String::from("{\"d\":");
         ctx.write(&mut out, i, change, &spec);
         out.push('}');
@@ -985,25 +1047,7 @@ fn serve(
     let limit = top.map_or(page, |t| (t.min(page as u64)) as usize);
     let (rows, more) = scan.page(order, after, skip, limit);
     let more_top = top.is_none_or(|t| t > rows.len() as u64);
-    let mut out = String::with_capacity(rows.len() * 512 + 64);
-    out.push_str("{\"d\":{\"results\":[");
-    for (k, &i) in rows.iter().enumerate() {
-        if k > 0 {
-            out.push(',');
-        }
-        let change = overlay.and_then(|o| o.changed.get(&i));
-        ctx.write(&mut out, i, change, &spec);
-    }
-    let duplicated = dup && entity.kind == Kind::Sync && !rows.is_empty();
-    if duplicated {
-        let i = rows[rows.len() / 2];
-        out.push(',');
-        ctx.write(&mut out, i, overlay.and_then(|o| o.changed.get(&i)), &spec);
-    }
-    out.push(']');
-    if inline {
-        out.push_str(&format!(",\"__count\":\"{}\"", scan.count()));
-    }
+    let mut next_link = None;
     if more && more_top {
         if let Some(&last) = rows.last() {
             let lit = if entity.path == "system/divisions" {
@@ -1028,11 +1072,52 @@ fn serve(
                 sep = '&';
             }
             next.push_str(&format!("{sep}$skiptoken={}", encode_component(&lit)));
-            out.push_str(",\"__next\":");
-            write_json_str(&mut out, &next);
+            next_link = Some(next);
         }
     }
-    out.push_str("}}");
+    let mut rows = rows;
+    let duplicated = dup && entity.kind == Kind::Sync && !rows.is_empty();
+    if duplicated {
+        rows.push(rows[rows.len() / 2]);
+    }
+    let total = inline.then(|| scan.count());
+    let out = if atom {
+        let mut out = super::atom::feed_start(&ctx.set_uri, &entity.set_name, now);
+        if let Some(c) = total {
+            out.push_str(&format!("<m:count>{c}</m:count>"));
+        }
+        for &i in &rows {
+            let change = overlay.and_then(|o| o.changed.get(&i));
+            ctx.write_atom(&mut out, i, change, &spec, now);
+        }
+        if let Some(n) = &next_link {
+            out.push_str("<link rel=\"next\" href=\"");
+            out.push_str(&super::atom::escape(n));
+            out.push_str("\" />");
+        }
+        out.push_str("</feed>");
+        Out::new(200, super::atom::ATOM, out)
+    } else {
+        let mut out = String::with_capacity(rows.len() * 512 + 64);
+        out.push_str("{\"d\":{\"results\":[");
+        for (k, &i) in rows.iter().enumerate() {
+            if k > 0 {
+                out.push(',');
+            }
+            let change = overlay.and_then(|o| o.changed.get(&i));
+            ctx.write(&mut out, i, change, &spec);
+        }
+        out.push(']');
+        if let Some(c) = total {
+            out.push_str(&format!(",\"__count\":\"{c}\""));
+        }
+        if let Some(n) = &next_link {
+            out.push_str(",\"__next\":");
+            write_json_str(&mut out, n);
+        }
+        out.push_str("}}");
+        Out::new(200, JSON, out)
+    };
     drop(store);
     if duplicated {
         *app.stats
@@ -1042,7 +1127,7 @@ fn serve(
             .entry("duplicate_rows".into())
             .or_default() += 1;
     }
-    Out::new(200, JSON, out)
+    out
 }
 
 /// `GET read/sync/Sync/SyncTimestamp?modified=datetime'…'&endPoint='TransactionLines'`

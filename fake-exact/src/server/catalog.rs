@@ -30,6 +30,24 @@ pub enum Edm {
 }
 
 impl Edm {
+    /// The `Edm.*` name (as used in Atom `m:type`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Edm::Guid => "Edm.Guid",
+            Edm::String => "Edm.String",
+            Edm::DateTime => "Edm.DateTime",
+            Edm::Int64 => "Edm.Int64",
+            Edm::Int32 => "Edm.Int32",
+            Edm::Int16 => "Edm.Int16",
+            Edm::Byte => "Edm.Byte",
+            Edm::Double => "Edm.Double",
+            Edm::Decimal => "Edm.Decimal",
+            Edm::Boolean => "Edm.Boolean",
+            Edm::Binary => "Edm.Binary",
+            Edm::Other => "Edm.String",
+        }
+    }
+
     fn parse(s: &str) -> Edm {
         match s {
             "Edm.Guid" => Edm::Guid,

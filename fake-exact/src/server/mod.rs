@@ -8,6 +8,7 @@
 //!   time), `api` (the `/api/...` surface) and `control` (the `/_test/...` controls).
 
 mod api;
+mod atom;
 pub mod auth;
 pub mod catalog;
 pub mod clock;
