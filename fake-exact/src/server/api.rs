@@ -154,7 +154,15 @@ pub(crate) async fn dispatch(State(app): State<Arc<App>>, req: Request) -> Respo
         return super::control::handle(&app, &method, rest, &query, &body).into_response(None);
     }
     if lower.starts_with("/api/v1/") {
-        return api_call(&app, &method, &path["/api/v1/".len()..], &query, &headers).await;
+        return api_call(
+            &app,
+            &method,
+            &path["/api/v1/".len()..],
+            &query,
+            &headers,
+            &body,
+        )
+        .await;
     }
     exact_error(404, "Resource not found").into_response(None)
 }
@@ -358,6 +366,7 @@ async fn api_call(
     rest: &str,
     query: &str,
     headers: &HeaderMap,
+    body: &[u8],
 ) -> Response {
     let segs: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     let (division, res) = match segs.first().and_then(|s| s.parse::<i32>().ok()) {
@@ -542,6 +551,12 @@ async fn api_call(
             .entry(kind.into())
             .or_default() += 1;
         out
+    } else if endpoint == "webhooks/webhooksubscriptions" && division.is_some() {
+        let key = match &tgt {
+            Target::Single(_, k) => Some(k.as_str()),
+            _ => None,
+        };
+        super::webhooks::handle(app, &client, division.unwrap_or(0), method, key, body).await
     } else if method != Method::GET {
         exact_error(
             405,

@@ -22,6 +22,7 @@ use axum::http::Method;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// `sync/Deleted` EntityType codes (§1.4), by entity set name.
 pub const ENTITY_TYPE_CODES: &[(&str, i64)] = &[
@@ -109,7 +110,7 @@ enum OneOrMany {
     Many(Vec<MutateOp>),
 }
 
-pub(crate) fn handle(app: &App, method: &Method, rest: &str, query: &str, body: &[u8]) -> Out {
+pub(crate) fn handle(app: &Arc<App>, method: &Method, rest: &str, query: &str, body: &[u8]) -> Out {
     let q: BTreeMap<String, String> = serde_urlencoded::from_str::<Vec<(String, String)>>(query)
         .unwrap_or_default()
         .into_iter()
@@ -159,7 +160,7 @@ pub(crate) fn handle(app: &App, method: &Method, rest: &str, query: &str, body: 
     }
 }
 
-fn mutate(app: &App, body: &[u8]) -> Out {
+fn mutate(app: &Arc<App>, body: &[u8]) -> Out {
     let ops = match serde_json::from_slice::<OneOrMany>(body) {
         Ok(OneOrMany::One(o)) => vec![o],
         Ok(OneOrMany::Many(v)) => v,
@@ -168,6 +169,7 @@ fn mutate(app: &App, body: &[u8]) -> Out {
     let now = app.cfg.clock.now_ms();
     let local = super::clock::utc_to_dutch_local_ms(now);
     let mut results = Vec::new();
+    let mut events: Vec<(i32, String, &'static str, String)> = Vec::new();
     let mut store = app.store.lock().unwrap();
     for op in ops {
         let Some(entity) = app.catalog.entity(&op.entity) else {
@@ -208,7 +210,18 @@ fn mutate(app: &App, body: &[u8]) -> Out {
             "insert" => {
                 for _ in 0..op.count.unwrap_or(1) {
                     match store.upsert(&table, op.division, n, None, op.fields.clone(), local) {
-                        Ok((i, ts)) => results.push(serde_json::json!({"op": "insert", "index": i, "key": gen.key_literal(i), "timestamp": ts})),
+                        Ok((i, ts)) => {
+                            events.push((
+                                op.division,
+                                entity.set_name.clone(),
+                                "Update",
+                                gen.key_val(i, 0)
+                                    .to_json_string()
+                                    .trim_matches('"')
+                                    .to_string(),
+                            ));
+                            results.push(serde_json::json!({"op": "insert", "index": i, "key": gen.key_literal(i), "timestamp": ts}))
+                        }
                         Err(e) => return exact_error(400, &e),
                     }
                 }
@@ -219,7 +232,18 @@ fn mutate(app: &App, body: &[u8]) -> Out {
                     Err(o) => return o,
                 };
                 match store.upsert(&table, op.division, n, Some(i), op.fields.clone(), local) {
-                    Ok((i, ts)) => results.push(serde_json::json!({"op": "update", "index": i, "key": gen.key_literal(i), "timestamp": ts})),
+                    Ok((i, ts)) => {
+                        events.push((
+                            op.division,
+                            entity.set_name.clone(),
+                            "Update",
+                            gen.key_val(i, 0)
+                                .to_json_string()
+                                .trim_matches('"')
+                                .to_string(),
+                        ));
+                        results.push(serde_json::json!({"op": "update", "index": i, "key": gen.key_literal(i), "timestamp": ts}))
+                    }
                     Err(_) => return exact_error(404, "Resource not found"),
                 }
             }
@@ -232,6 +256,15 @@ fn mutate(app: &App, body: &[u8]) -> Out {
                     Ok(ts) => ts,
                     Err(_) => return exact_error(404, "Resource not found"),
                 };
+                events.push((
+                    op.division,
+                    entity.set_name.clone(),
+                    "Delete",
+                    gen.key_val(i, 0)
+                        .to_json_string()
+                        .trim_matches('"')
+                        .to_string(),
+                ));
                 let mut logged = None;
                 if let Some(code) = entity_type_code(&entity.set_name) {
                     let key_val = gen.key_val(i, 0);
@@ -263,6 +296,10 @@ fn mutate(app: &App, body: &[u8]) -> Out {
                 )
             }
         }
+    }
+    drop(store);
+    for (division, set, action, key) in events {
+        super::webhooks::notify(app, division, &set, action, &key);
     }
     Out::json(200, &serde_json::json!({"results": results}))
 }

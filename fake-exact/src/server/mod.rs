@@ -17,6 +17,7 @@ pub mod gen;
 pub mod limits;
 pub mod query;
 pub mod store;
+pub mod webhooks;
 
 pub use clock::Clock;
 
@@ -122,6 +123,8 @@ pub struct Config {
     /// `false` serves data without a bearer token (for quick manual exploration only).
     pub require_auth: bool,
     pub faults: Faults,
+    /// The app's webhook secret (key of the deliveries' HashCode, §5).
+    pub webhook_secret: String,
 }
 
 impl Default for Config {
@@ -165,6 +168,7 @@ impl Default for Config {
             refresh_reuse_grace_ms: 0,
             require_auth: true,
             faults: Faults::default(),
+            webhook_secret: "fake-webhook-secret".into(),
         }
     }
 }
@@ -196,6 +200,9 @@ pub struct Stats {
     /// Injected faults by kind.
     pub faults: BTreeMap<String, u64>,
     pub violations: Vec<Violation>,
+    /// Webhook deliveries answered with 2xx / not.
+    pub webhooks_delivered: u64,
+    pub webhooks_failed: u64,
 }
 
 pub(crate) struct App {
@@ -208,6 +215,7 @@ pub(crate) struct App {
     pub stats: Mutex<Stats>,
     pub faults: Mutex<Faults>,
     pub fault_counter: AtomicU64,
+    pub webhooks: Mutex<webhooks::Webhooks>,
 }
 
 impl App {
@@ -290,6 +298,7 @@ impl FakeExact {
             stats: Mutex::new(Stats::default()),
             faults: Mutex::new(config.faults.clone()),
             fault_counter: AtomicU64::new(0),
+            webhooks: Mutex::new(webhooks::Webhooks::default()),
             cfg: config,
         });
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
