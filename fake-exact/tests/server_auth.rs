@@ -277,3 +277,31 @@ fn wrong_client_secret_is_rejected() {
     assert_eq!(r.status().as_u16(), 400);
     let (_a, _r) = login(&h, &c);
 }
+
+/// `Handle::issue_tokens` gives a working pair without the consent round trip (for runtime
+/// tests); the pair follows the same rules (§3: refresh only after 570 s).
+#[test]
+fn issued_tokens_work_and_follow_the_rules() {
+    let h = FakeExact::start(Config::default());
+    let (access, refresh_token) = h.issue_tokens();
+    let c = http();
+    let r = c
+        .get(format!(
+            "{}/api/v1/100001/crm/Accounts?$select=ID",
+            h.base_url()
+        ))
+        .bearer_auth(&access)
+        .header("accept", "application/json")
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let r = token_request(
+        &h,
+        &c,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh_token),
+        ],
+    );
+    assert_eq!(r.status().as_u16(), 400);
+}

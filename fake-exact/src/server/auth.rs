@@ -122,6 +122,16 @@ impl AuthState {
         c
     }
 
+    /// A fresh token pair as if the user had just consented (no HTTP round trip).
+    pub fn grant(&mut self, client: &str, now: i64, t: &AuthTimes) -> Option<(String, String)> {
+        match self.issue_pair(client, None, now, t) {
+            TokenResult::Ok {
+                access, refresh, ..
+            } => Some((access, refresh)),
+            TokenResult::Err { .. } => None,
+        }
+    }
+
     fn issue_pair(
         &mut self,
         client: &str,

@@ -1,7 +1,26 @@
 //! The fake Exact Online HTTP server (see `shared/exact-online.md`, §8 for the checklist).
 //!
 //! * [`FakeExact::start`] serves on a loopback port in a background thread with its own tokio
-//!   runtime and returns a [`Handle`] (server stops when it is dropped).
+//!   runtime and returns a [`Handle`] (server stops when it is dropped). It works from plain
+//!   `#[test]`s and from inside a tokio runtime alike.
+//! * Surface: `/api/oauth2/auth`, `/api/oauth2/token` (§3); `/api/v1/current/Me`,
+//!   `/api/v1/{division}/{service…}/{EntitySet}` for every entity set of the cached `$metadata`
+//!   (plus `(key)`, `/$count`, `$metadata`), `read/sync/Sync/SyncTimestamp`,
+//!   `webhooks/WebhookSubscriptions` (§1, §2, §5); test controls under `/_test/` (see the
+//!   `control` module: mutate, stats, checksum, faults, clock, key).
+//! * Data: rows are generated on the fly from (seed, entity set, division, row index), so a
+//!   million-row entity costs no memory; `crm/Accounts`, `bulk/CRM/Accounts` and
+//!   `sync/CRM/Accounts` serve the same rows (data identity = entity set name). Mutations live
+//!   in a small overlay ([`store`]).
+//!
+//! ```no_run
+//! use fake_exact::{Clock, Config, FakeExact};
+//! let h = FakeExact::start(Config { clock: Clock::accelerated(10.0), ..Config::default() });
+//! let (access, _refresh) = h.issue_tokens();
+//! let url = format!("{}/api/v1/100001/crm/Accounts?$select=ID,Name", h.base_url());
+//! // GET url with `Authorization: Bearer {access}` and `Accept: application/json`
+//! # let _ = (access, url);
+//! ```
 //! * Modules: [`catalog`] (entity sets of the cached `$metadata`), [`gen`] (deterministic rows),
 //!   [`store`] (overlay of test mutations and the query engine), [`query`] (`$filter` subset),
 //!   [`auth`] (OAuth2, §3), [`limits`] (rate limits and error budget, §4), [`clock`] (virtual
@@ -368,6 +387,19 @@ impl Handle {
         let e = self.app.catalog.entity(endpoint)?;
         Some(self.app.gen(e, division).key_literal(index))
     }
+    /// An (access, refresh) token pair for the configured client, as after a consent (§3),
+    /// without the `/api/oauth2/auth` round trip.
+    pub fn issue_tokens(&self) -> (String, String) {
+        let now = self.app.cfg.clock.now_ms();
+        let t = self.app.times();
+        self.app
+            .auth
+            .lock()
+            .unwrap()
+            .grant(&self.app.cfg.client_id, now, &t)
+            .expect("token pair")
+    }
+
     /// Entity endpoint paths (lower-cased) the server knows.
     pub fn endpoints(&self) -> Vec<String> {
         self.app.catalog.entities.keys().cloned().collect()
