@@ -3,7 +3,7 @@
 use super::catalog::{Entity, Kind};
 use super::gen::{write_json_str, Gen, Val};
 use super::limits::{Headers, RateOutcome};
-use super::query::parse_filter;
+use super::query::{parse_filter, Op};
 use super::store::{row_val, Order, Scan};
 use super::{auth::TokenResult, clock::utc_to_dutch_local_ms, App};
 use axum::body::{Body, Bytes};
@@ -1046,12 +1046,28 @@ fn serve(
             );
         }
     }
-    let after = match opt("$skiptoken") {
-        None => None,
-        Some(t) => match decode_key(app, entity, &gen, t) {
-            Some(i) => Some(i),
-            None => return exact_error(400, "Invalid $skiptoken."),
-        },
+    // On sync endpoints in Timestamp order the skiptoken is the last row's Timestamp (`123L`;
+    // Exact's format there is unconfirmed, §9): rows changed during a paging run then move
+    // behind the cursor instead of making the run skip rows. Elsewhere it is the last key (§2.3).
+    let ts_cursor =
+        entity.kind == Kind::Sync && order == Order::Change && entity.timestamp.is_some();
+    let mut after = None;
+    let mut page_plan = plan.clone();
+    if let Some(t) = opt("$skiptoken").map(str::trim) {
+        match t.strip_suffix('L').and_then(|n| n.parse::<i64>().ok()) {
+            Some(ts) if ts_cursor => page_plan.timestamp.push((Op::Gt, ts)),
+            _ => match decode_key(app, entity, &gen, t) {
+                Some(i) => after = Some(i),
+                None => return exact_error(400, "Invalid $skiptoken."),
+            },
+        }
+    }
+    let page_scan = Scan {
+        gen,
+        n,
+        overlay,
+        plan: &page_plan,
+        division: div,
     };
     let inline = match opt("$inlinecount") {
         None | Some("none") => false,
@@ -1060,13 +1076,18 @@ fn serve(
     };
     let page = entity.page_size(app.cfg.page_size, app.cfg.bulk_page_size);
     let limit = top.map_or(page, |t| (t.min(page as u64)) as usize);
-    let (rows, more) = scan.page(order, after, skip, limit);
+    let (rows, more) = page_scan.page(order, after, skip, limit);
     let more_top = top.is_none_or(|t| t > rows.len() as u64);
     let mut next_link = None;
     if more && more_top {
         if let Some(&last) = rows.last() {
             let lit = if entity.path == "system/divisions" {
                 app.cfg.divisions[last as usize].to_string()
+            } else if ts_cursor {
+                let ti = entity.timestamp.unwrap_or(0);
+                let change = overlay.and_then(|o| o.changed.get(&last));
+                let ts = row_val(&gen, ti, last, change, &spec).as_i64().unwrap_or(0);
+                format!("{ts}L")
             } else {
                 gen.key_literal(last)
             };
