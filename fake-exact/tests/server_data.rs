@@ -358,6 +358,21 @@ fn me_and_divisions() {
         .map(|r| r["Code"].as_i64().unwrap())
         .collect();
     assert_eq!(codes, vec![100001, 100002, 100003]);
+    let v = api.get_json(
+        &format!(
+            "{}/api/v1/1/system/Divisions?$filter=Code eq 100002",
+            api.h.base_url()
+        ),
+        200,
+    );
+    assert_eq!(results(&v).len(), 1);
+    assert_eq!(results(&v)[0]["Code"], 100002);
+    // system/Users needs no division either (§1.2)
+    let v = api.get_json(
+        &format!("{}/api/v1/system/Users?$select=UserID", api.h.base_url()),
+        200,
+    );
+    assert_eq!(results(&v).len(), 10);
     // other entities need a division the user may access
     let v = api.get_json(
         &format!("{}/api/v1/123456/crm/Accounts?$select=ID", api.h.base_url()),

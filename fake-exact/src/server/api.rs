@@ -821,7 +821,7 @@ fn serve(
         return exact_error(404, "Resource not found");
     };
     let div = match (division, entity.path.as_str()) {
-        (None, "current/me") => *app.cfg.divisions.first().unwrap_or(&0),
+        (None, "current/me" | "system/users") => *app.cfg.divisions.first().unwrap_or(&0),
         (None, _) => {
             return exact_error(
                 404,
