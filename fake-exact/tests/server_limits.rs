@@ -61,6 +61,14 @@ fn the_61st_call_in_a_minute_is_429_with_minutely_headers_only() {
         "daily headers omitted on a minutely 429"
     );
     assert!(header(&r, "x-ratelimit-remaining").is_none());
+    assert!(
+        api.h.stats().violations.is_empty(),
+        "one 429 is not a violation"
+    );
+    assert_eq!(api.get("crm/Accounts?$select=ID").status().as_u16(), 429);
+    let v = api.h.stats().violations;
+    assert_eq!(v.len(), 1);
+    assert_eq!(v[0].kind, "call_while_rate_limited");
     // another division has its own counter (§4.1 "per company")
     let other = api
         .http
@@ -81,7 +89,7 @@ fn the_61st_call_in_a_minute_is_429_with_minutely_headers_only() {
     assert_eq!(r.status().as_u16(), 200);
     assert_eq!(header(&r, "x-ratelimit-minutely-remaining").unwrap(), "59");
     assert_eq!(header(&r, "x-ratelimit-remaining").unwrap(), "4939");
-    assert_eq!(api.h.stats().rate_limited, 1);
+    assert_eq!(api.h.stats().rate_limited, 2);
 }
 
 /// §4.1–4.2: the daily limit (configurable, 5000 by default) resets at 00:00 UTC; a daily

@@ -456,7 +456,14 @@ async fn api_call(
         );
         match outcome {
             RateOutcome::Ok(h) => rate_headers = h,
-            RateOutcome::Minutely(h) | RateOutcome::Daily(h) => {
+            RateOutcome::Minutely(h, again) | RateOutcome::Daily(h, again) => {
+                if again {
+                    app.violation(
+                        "call_while_rate_limited",
+                        &client,
+                        format!("{method} {endpoint}: called again before the rate-limit reset"),
+                    );
+                }
                 {
                     let mut s = app.stats.lock().unwrap();
                     s.rate_limited += 1;

@@ -14,6 +14,8 @@ struct Rate {
     minute_count: u32,
     day: i64,
     day_count: u32,
+    /// Start of the window in which a 429 was last answered (to spot clients that keep calling).
+    limited_in: Option<i64>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -29,10 +31,11 @@ struct ErrState {
 pub enum RateOutcome {
     /// Allowed; all six headers.
     Ok(Headers),
-    /// Over the minutely limit: only the minutely headers (§4.2).
-    Minutely(Headers),
+    /// Over the minutely limit: only the minutely headers (§4.2); `true` when a 429 was
+    /// already answered in this window (the client ignored the reset time).
+    Minutely(Headers, bool),
     /// Over the daily limit: only the daily headers.
-    Daily(Headers),
+    Daily(Headers, bool),
 }
 
 #[derive(Debug, Default)]
@@ -81,10 +84,12 @@ impl Limits {
         let m_reset = minute + MINUTE_MS;
         let d_reset = day + DAY_MS;
         if r.day_count >= per_day {
-            return RateOutcome::Daily(daily(per_day, 0, d_reset));
+            let again = r.limited_in.replace(day) == Some(day);
+            return RateOutcome::Daily(daily(per_day, 0, d_reset), again);
         }
         if r.minute_count >= per_minute {
-            return RateOutcome::Minutely(minutely(per_minute, 0, m_reset));
+            let again = r.limited_in.replace(minute) == Some(minute);
+            return RateOutcome::Minutely(minutely(per_minute, 0, m_reset), again);
         }
         r.minute_count += 1;
         r.day_count += 1;

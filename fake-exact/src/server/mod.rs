@@ -196,7 +196,8 @@ impl Default for Config {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Violation {
     /// `early_refresh`, `rotated_refresh_token_reuse`, `expired_refresh_token`,
-    /// `authorization_code_reuse`, `expired_access_token`, `call_while_blocked`, `rate_limited`.
+    /// `authorization_code_reuse`, `expired_access_token`, `call_while_blocked`,
+    /// `call_while_rate_limited` (another call after a 429 in the same window).
     pub kind: String,
     pub client_id: String,
     pub detail: String,
