@@ -12,13 +12,15 @@
 use crate::emit::rust::{emit_module_file, Layout};
 use crate::naming;
 use crate::service::{service_dirs, ServiceDir};
+use crate::sql::migrations::{MigrateOptions, Migrations};
 use crate::write::write_if_changed;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-/// Generates `OUT_DIR/services.rs` (one `pub mod <service>` per folder) and `OUT_DIR/<service>.rs`.
-/// Prints `cargo:rerun-if-changed` for the cache folder. On failure returns every diagnostic as
-/// text (`FILE:LINE:COL: error: …`).
+/// Generates `OUT_DIR/services.rs` (one `pub mod <service>` per folder) and `OUT_DIR/<service>.rs`,
+/// then brings the migrations in `$CARGO_MANIFEST_DIR/migrations` up to date for every service
+/// (see [`generate_into_with_migrations`]). Prints `cargo:rerun-if-changed` for the cache and the
+/// migrations folders. On failure returns every diagnostic as text (`FILE:LINE:COL: error: …`).
 pub fn generate_all(cache: impl AsRef<Path>) -> Result<(), String> {
     let cache = cache.as_ref();
     println!("cargo:rerun-if-changed={}", cache.display());
@@ -26,11 +28,44 @@ pub fn generate_all(cache: impl AsRef<Path>) -> Result<(), String> {
         std::env::var("OUT_DIR")
             .map_err(|_| "OUT_DIR is not set: call this from a build script".to_string())?,
     );
-    generate_into(cache, &out_dir).map(|_| ())
+    let migrations = std::env::var("CARGO_MANIFEST_DIR")
+        .map(|d| PathBuf::from(d).join("migrations"))
+        .map_err(|_| "CARGO_MANIFEST_DIR is not set: call this from a build script".to_string())?;
+    println!("cargo:rerun-if-changed={}", migrations.display());
+    let report = generate_into_with_migrations(cache, &out_dir, Some(&migrations))?;
+    for line in report.written {
+        println!("cargo:warning={line}");
+    }
+    Ok(())
 }
 
-/// Like [`generate_all`] with an explicit output folder; returns the service module names.
+/// What [`generate_into_with_migrations`] did.
+#[derive(Debug, Clone, Default)]
+pub struct GenerateReport {
+    /// Service module names.
+    pub services: Vec<String>,
+    /// One line per migration written and per removed column kept (empty when nothing changed).
+    pub written: Vec<String>,
+}
+
+/// Like [`generate_all`] with an explicit output folder and no migrations; returns the service
+/// module names.
 pub fn generate_into(cache: &Path, out_dir: &Path) -> Result<Vec<String>, String> {
+    generate_into_with_migrations(cache, out_dir, None).map(|r| r.services)
+}
+
+/// Generates the code into `out_dir` and, with `migrations`, writes the next migration of every
+/// service whose tables changed (new tables, columns, indexes; removed ones are kept). A breaking
+/// change (type, nullability or key) fails with a message naming the service, the changes and
+/// the `odatagen migrate … --allow-breaking` command. Files are written only when their bytes
+/// change, so a build with nothing changed touches no file.
+pub fn generate_into_with_migrations(
+    cache: &Path,
+    out_dir: &Path,
+    migrations: Option<&Path>,
+) -> Result<GenerateReport, String> {
+    let mut report = GenerateReport::default();
+    let mut migrated: Vec<(String, crate::Model, Vec<crate::sql::TableDef>)> = Vec::new();
     let dirs = service_dirs(cache).map_err(|d| d.to_string())?;
     let mut errors = String::new();
     let mut services =
@@ -67,6 +102,9 @@ pub fn generate_into(cache: &Path, out_dir: &Path) -> Result<Vec<String>, String
                     "#[allow(clippy::all, clippy::pedantic)]\npub mod {module} {{\n    include!(concat!(env!(\"OUT_DIR\"), \"/{module}.rs\"));\n}}"
                 );
                 names.push(module);
+                if migrations.is_some() {
+                    migrated.push((sd.name.clone(), model.clone(), tables));
+                }
             }
             Err(e) => {
                 let _ = writeln!(errors, "{}: {e}", dir.display());
@@ -77,5 +115,36 @@ pub fn generate_into(cache: &Path, out_dir: &Path) -> Result<Vec<String>, String
         return Err(errors);
     }
     write_if_changed(&out_dir.join("services.rs"), &services).map_err(|e| e.to_string())?;
-    Ok(names)
+    report.services = names;
+    if let Some(root) = migrations {
+        let m = Migrations::new(root);
+        for (service, model, tables) in &migrated {
+            match m.migrate_service(service, Some(model), tables, MigrateOptions::default()) {
+                Ok(outcome) => {
+                    for k in &outcome.kept {
+                        report.written.push(format!(
+                            "odatagen: {service}: {k} (kept in the database; drop with `odatagen migrate --service {} --drop-removed`)",
+                            cache.join(service).display()
+                        ));
+                    }
+                    for w in &outcome.written {
+                        report.written.push(format!(
+                            "odatagen: wrote migration {:04}_{} for {} in {}",
+                            w.version,
+                            w.name,
+                            w.service,
+                            root.display()
+                        ));
+                    }
+                }
+                Err(e) => {
+                    let _ = writeln!(errors, "{e}");
+                }
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(report)
 }

@@ -7,6 +7,9 @@ use odata_codegen::edm_types::TypeMap;
 use odata_codegen::emit::rust::{emit_crate, CrateOptions};
 use odata_codegen::model::selection::{explain, Selection};
 use odata_codegen::service::ServiceDir;
+use odata_codegen::sql::diff::{diff_models, Severity};
+use odata_codegen::sql::migrations::{read_state, MigrateError, MigrateOptions, Migrations};
+use odata_codegen::sql::{tables, TableOptions};
 use odata_codegen::{build_model, load_documents, BuildOptions, Model};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -51,6 +54,47 @@ enum Command {
         /// Leave out the empty [workspace] table (for a crate that is a member of your workspace).
         #[arg(long)]
         workspace_member: bool,
+    },
+    /// Compare two generations: `diff OLD NEW` (each a metadata file or a folder of *.xml, with
+    /// its config.json and service.toml when the folder has them), or `diff DIR` (a service folder
+    /// against its stored state in --migrations). Prints a report of entities and properties
+    /// added, removed, retyped and re-keyed. Exit 0 = no change, 1 = additive only,
+    /// 2 = breaking, 3 = usage or input error.
+    Diff {
+        /// The old metadata (file or folder), or the service folder when NEW is omitted.
+        old: PathBuf,
+        /// The new metadata (file or folder).
+        new: Option<PathBuf>,
+        /// Folder of the migrations and their stored state (for `diff DIR`).
+        #[arg(long, default_value = "generated/migrations")]
+        migrations: PathBuf,
+        /// A config.json selecting the entities on both sides (overrides the folders' own).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Unknown types and dangling references become warnings.
+        #[arg(long)]
+        lenient: bool,
+    },
+    /// Write the next migration (SQLite and PostgreSQL) and the stored state for a service
+    /// folder; prints what it wrote, or says that nothing changed and writes nothing.
+    /// New entities and properties are written; removed ones are kept (and reported) unless
+    /// --drop-removed; type, nullability and key changes need --allow-breaking.
+    Migrate {
+        /// The service folder (metadata-cache/<name>).
+        #[arg(long)]
+        service: PathBuf,
+        /// Folder of the migrations (sqlite/, postgres/, state/, history.json).
+        #[arg(long, default_value = "generated/migrations")]
+        migrations: PathBuf,
+        /// Write type, nullability and key changes.
+        #[arg(long)]
+        allow_breaking: bool,
+        /// Drop columns, tables and indexes whose properties and entities were removed.
+        #[arg(long)]
+        drop_removed: bool,
+        /// Unknown types and dangling references become warnings.
+        #[arg(long)]
+        lenient: bool,
     },
     /// Print why each type is in the model.
     Explain {
@@ -97,7 +141,21 @@ struct Input {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            let code = if !e.use_stderr() {
+                0
+            } else if std::env::args().nth(1).as_deref() == Some("diff") {
+                // `diff` uses 1 and 2 for its findings.
+                3
+            } else {
+                2
+            };
+            return ExitCode::from(code);
+        }
+    };
     match run(cli) {
         Ok(code) => code,
         Err(msg) => {
@@ -123,11 +181,12 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             runtime_path,
             workspace_member,
         } => {
-            let (model, diags) = model_of(&input)?;
+            let (model, diags, table_opts) = model_of(&input)?;
             print_diags(&diags);
             let Some(model) = model else {
                 return Ok(ExitCode::from(1));
             };
+            let tables = tables(&model, &table_opts);
             let runtime = runtime_path.unwrap_or_else(default_runtime_path);
             let runtime_dep = format!(
                 "{{ path = \"{}\", default-features = false }}",
@@ -140,7 +199,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 name: name.unwrap_or_else(|| model.service.replace('_', "-")),
                 runtime_dependency: runtime_dep,
                 standalone: !workspace_member,
-                tables: Vec::new(),
+                tables,
             };
             let files = emit_crate(&model, &opts).map_err(|e| e.to_string())?;
             let stats = odata_codegen::write::write_files(&out, &files)
@@ -155,8 +214,36 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Diff {
+            old,
+            new,
+            migrations,
+            config,
+            lenient,
+        } => Ok(diff(
+            &old,
+            new.as_deref(),
+            &migrations,
+            config.as_deref(),
+            lenient,
+        )),
+        Command::Migrate {
+            service,
+            migrations,
+            allow_breaking,
+            drop_removed,
+            lenient,
+        } => migrate(
+            &service,
+            &migrations,
+            MigrateOptions {
+                allow_breaking,
+                drop_removed,
+            },
+            lenient,
+        ),
         Command::Explain { input } => {
-            let (model, diags) = model_of(&input)?;
+            let (model, diags, _) = model_of(&input)?;
             print_diags(&diags);
             match model {
                 Some(m) => {
@@ -237,12 +324,14 @@ fn stem(p: &Path) -> String {
 }
 
 /// Builds the model from the command line's input options.
-fn model_of(input: &Input) -> Result<(Option<Model>, Diagnostics), String> {
+fn model_of(input: &Input) -> Result<(Option<Model>, Diagnostics, TableOptions), String> {
     if let Some(dir) = &input.service {
         let sd = ServiceDir::load(dir).map_err(|e| e.to_string())?;
         let (docs, mut diags) = load_documents(&sd.metadata);
         if diags.has_errors() {
-            return Ok((None, diags));
+            let table_opts =
+                TableOptions::for_service(&sd.name, sd.service_toml.as_ref(), sd.config.as_ref());
+            return Ok((None, diags, table_opts));
         }
         let mut opts = sd.build_options(input.lenient);
         if !input.entities.is_empty() {
@@ -251,18 +340,32 @@ fn model_of(input: &Input) -> Result<(Option<Model>, Diagnostics), String> {
         if let Some(n) = &input.service_name {
             opts.service = n.clone();
         }
+        let table_opts =
+            TableOptions::for_service(&opts.service, sd.service_toml.as_ref(), sd.config.as_ref());
         let (m, d2) = build_model(&docs, &opts);
         diags.extend(d2);
-        return Ok((m, diags));
+        return Ok((m, diags, table_opts));
     }
     let (docs, mut diags) = load_documents(&input.metadata);
+    let config = match &input.config {
+        Some(c) => Some(EntitySelection::load(c).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let service_toml = match &input.service_toml {
+        Some(p) => Some(ServiceToml::load(p).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let service = input
+        .service_name
+        .clone()
+        .unwrap_or_else(|| input.metadata.first().map(|p| stem(p)).unwrap_or_default());
+    let table_opts = TableOptions::for_service(&service, service_toml.as_ref(), config.as_ref());
     if diags.has_errors() {
-        return Ok((None, diags));
+        return Ok((None, diags, table_opts));
     }
     let selection = if !input.entities.is_empty() {
         Selection::Names(input.entities.clone())
-    } else if let Some(c) = &input.config {
-        let cfg = EntitySelection::load(c).map_err(|e| e.to_string())?;
+    } else if let Some(cfg) = &config {
         Selection::Config(
             cfg.entities
                 .iter()
@@ -272,21 +375,15 @@ fn model_of(input: &Input) -> Result<(Option<Model>, Diagnostics), String> {
     } else {
         Selection::All
     };
-    let (type_map, renames) = match &input.service_toml {
-        Some(p) => {
-            let st = ServiceToml::load(p).map_err(|e| e.to_string())?;
-            (
-                TypeMap::default().with_overrides(&st.types, &st.properties),
-                st.rename.clone(),
-            )
-        }
+    let (type_map, renames) = match &service_toml {
+        Some(st) => (
+            TypeMap::default().with_overrides(&st.types, &st.properties),
+            st.rename.clone(),
+        ),
         None => (TypeMap::default(), Default::default()),
     };
     let opts = BuildOptions {
-        service: input
-            .service_name
-            .clone()
-            .unwrap_or_else(|| input.metadata.first().map(|p| stem(p)).unwrap_or_default()),
+        service,
         selection,
         lenient: input.lenient,
         type_map,
@@ -294,7 +391,120 @@ fn model_of(input: &Input) -> Result<(Option<Model>, Diagnostics), String> {
     };
     let (m, d2) = build_model(&docs, &opts);
     diags.extend(d2);
-    Ok((m, diags))
+    Ok((m, diags, table_opts))
+}
+
+/// The model of one side of `diff`: a metadata file, or a folder of `*.xml` (with its own
+/// config.json and service.toml when present; `config` overrides).
+fn model_of_path(path: &Path, config: Option<&Path>, lenient: bool) -> Result<Model, String> {
+    let (sd, name) = if path.is_dir() {
+        let sd = ServiceDir::load(path).map_err(|e| e.to_string())?;
+        let name = sd.name.clone();
+        (sd, name)
+    } else {
+        let name = stem(path);
+        (
+            ServiceDir {
+                dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
+                name: name.clone(),
+                metadata: vec![path.to_path_buf()],
+                config: None,
+                service_toml: None,
+            },
+            name,
+        )
+    };
+    let mut sd = sd;
+    if let Some(c) = config {
+        sd.config = Some(EntitySelection::load(c).map_err(|e| e.to_string())?);
+    }
+    let (model, diags) = sd.model(lenient);
+    for d in diags.errors() {
+        eprintln!("{d}");
+    }
+    model.ok_or_else(|| {
+        format!(
+            "{}: the metadata does not build a model ({name})",
+            path.display()
+        )
+    })
+}
+
+fn diff(
+    old: &Path,
+    new: Option<&Path>,
+    migrations: &Path,
+    config: Option<&Path>,
+    lenient: bool,
+) -> ExitCode {
+    let result = (|| -> Result<Severity, String> {
+        let (old_model, new_model, label) = match new {
+            Some(new) => (
+                model_of_path(old, config, lenient)?,
+                model_of_path(new, config, lenient)?,
+                format!("{} → {}", old.display(), new.display()),
+            ),
+            None => {
+                let sd = ServiceDir::load(old).map_err(|e| e.to_string())?;
+                let state = read_state(migrations, &sd.name)
+                    .map_err(|e| e.to_string())?
+                    .and_then(|s| s.model)
+                    .ok_or_else(|| {
+                        format!(
+                            "{}: no stored state for service {} in {} (run `odatagen migrate --service {}` first)",
+                            old.display(),
+                            sd.name,
+                            migrations.display(),
+                            old.display()
+                        )
+                    })?;
+                (
+                    state,
+                    model_of_path(old, config, lenient)?,
+                    format!("{} (stored state → current metadata)", old.display()),
+                )
+            }
+        };
+        let d = diff_models(&old_model, &new_model);
+        println!("{label}");
+        print!("{}", d.report());
+        Ok(d.severity())
+    })();
+    match result {
+        Ok(Severity::None) => ExitCode::SUCCESS,
+        Ok(Severity::Additive) => ExitCode::from(1),
+        Ok(Severity::Breaking) => ExitCode::from(2),
+        Err(e) => {
+            eprintln!("odatagen diff: {e}");
+            ExitCode::from(3)
+        }
+    }
+}
+
+fn migrate(
+    service: &Path,
+    migrations: &Path,
+    opts: MigrateOptions,
+    lenient: bool,
+) -> Result<ExitCode, String> {
+    let sd = ServiceDir::load(service).map_err(|e| e.to_string())?;
+    let (model, diags) = sd.model(lenient);
+    print_diags(&diags);
+    let Some(model) = model else {
+        return Ok(ExitCode::from(1));
+    };
+    let tables = sd.tables(&model);
+    match Migrations::new(migrations).migrate_service(&sd.name, Some(&model), &tables, opts) {
+        Ok(outcome) => {
+            print!("{}", outcome.summary(&sd.name));
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e @ MigrateError::Breaking { .. }) => {
+            eprintln!("{e}");
+            Ok(ExitCode::from(1))
+        }
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 fn default_runtime_path() -> PathBuf {

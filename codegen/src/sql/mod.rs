@@ -1,5 +1,8 @@
 //! The SQL side: tables derived from the model ([`schema`]), and the emitters over them.
 
+pub mod ddl;
+pub mod diff;
+pub mod migrations;
 pub mod schema;
 
 pub use schema::{
