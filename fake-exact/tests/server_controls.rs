@@ -414,3 +414,47 @@ fn sync_paging_survives_changes_during_the_run() {
         .collect();
     assert!(ts.windows(2).all(|w| w[0] < w[1]), "Timestamp order");
 }
+
+/// §2.4, §6: `$orderby=Modified` paging continues after the last row's (Modified, key)
+/// (`$skiptoken=datetime'…',guid'…'`, format unconfirmed): a row changed between two pages
+/// comes again at the end and no row is lost.
+#[test]
+fn modified_order_paging_survives_changes_during_the_run() {
+    let mut cfg = Config::default();
+    cfg.rows.insert("Accounts".into(), 150);
+    let api = start(cfg);
+    let q = "crm/Accounts?$select=ID,Modified&$filter=Modified ge datetime'2021-01-01T00:00:00'&$orderby=Modified";
+    let p1 = api.get_json(q, 200);
+    let rows1 = results(&p1).clone();
+    assert_eq!(rows1.len(), 60);
+    let next = p1["d"]["__next"].as_str().unwrap().to_string();
+    assert!(
+        next.contains("$skiptoken=datetime'2021-01-04T08:08:00.000',guid'"),
+        "{next}"
+    );
+    for i in [59u64, 100] {
+        let key = api.h.key_literal("crm/Accounts", DIV, i).unwrap();
+        api.control(
+            "POST",
+            "mutate",
+            Some(json!({"entity": "crm/Accounts", "division": DIV, "op": "update", "key": key})),
+        );
+    }
+    let mut all = rows1;
+    let mut url = Some(next);
+    while let Some(u) = url {
+        let p = api.get_json(&u, 200);
+        all.extend(results(&p).iter().cloned());
+        url = p["d"]["__next"].as_str().map(String::from);
+    }
+    assert_eq!(all.len(), 151, "row 59 served twice (old and new position)");
+    let mut ids: Vec<&str> = all.iter().map(|r| r["ID"].as_str().unwrap()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 150);
+    let ms: Vec<i64> = all[60..]
+        .iter()
+        .map(|r| r["Modified"].as_str().unwrap()[6..19].parse().unwrap())
+        .collect();
+    assert!(ms.windows(2).all(|w| w[0] <= w[1]), "Modified order");
+}

@@ -1058,11 +1058,29 @@ fn serve(
     // behind the cursor instead of making the run skip rows. Elsewhere it is the last key (§2.3).
     let ts_cursor =
         entity.kind == Kind::Sync && order == Order::Change && entity.timestamp.is_some();
+    // In Modified order (not sync) it is `datetime'…',{key}` of the last row, for the same
+    // reason (format unconfirmed).
+    let mod_cursor =
+        entity.kind != Kind::Sync && order == Order::Change && entity.modified.is_some();
     let mut after = None;
+    let mut after_mod = None;
     let mut page_plan = plan.clone();
     if let Some(t) = opt("$skiptoken").map(str::trim) {
-        match t.strip_suffix('L').and_then(|n| n.parse::<i64>().ok()) {
-            Some(ts) if ts_cursor => page_plan.timestamp.push((Op::Gt, ts)),
+        let dated = t
+            .strip_prefix("datetime'")
+            .and_then(|r| r.split_once("',"))
+            .and_then(|(d, k)| {
+                Some((
+                    super::query::parse_datetime(d)?,
+                    decode_key(app, entity, &gen, k)?,
+                ))
+            });
+        match (
+            t.strip_suffix('L').and_then(|n| n.parse::<i64>().ok()),
+            dated,
+        ) {
+            (Some(ts), _) if ts_cursor => page_plan.timestamp.push((Op::Gt, ts)),
+            (_, Some(pos)) if mod_cursor => after_mod = Some(pos),
             _ => match decode_key(app, entity, &gen, t) {
                 Some(i) => after = Some(i),
                 None => return exact_error(400, "Invalid $skiptoken."),
@@ -1083,13 +1101,25 @@ fn serve(
     };
     let page = entity.page_size(app.cfg.page_size, app.cfg.bulk_page_size);
     let limit = top.map_or(page, |t| (t.min(page as u64)) as usize);
-    let (rows, more) = page_scan.page(order, after, skip, limit);
+    let (rows, more) = if mod_cursor && after.is_none() {
+        page_scan.page_by_modified(after_mod, skip, limit)
+    } else {
+        page_scan.page(order, after, skip, limit)
+    };
     let more_top = top.is_none_or(|t| t > rows.len() as u64);
     let mut next_link = None;
     if more && more_top {
         if let Some(&last) = rows.last() {
             let lit = if entity.path == "system/divisions" {
                 app.cfg.divisions[last as usize].to_string()
+            } else if mod_cursor {
+                let mi = entity.modified.unwrap_or(0);
+                let change = overlay.and_then(|o| o.changed.get(&last));
+                let m = row_val(&gen, mi, last, change, &spec).as_i64().unwrap_or(0);
+                let dt = chrono::DateTime::from_timestamp_millis(m)
+                    .map(|d| d.format("%Y-%m-%dT%H:%M:%S%.3f").to_string())
+                    .unwrap_or_default();
+                format!("datetime'{dt}',{}", gen.key_literal(last))
             } else if ts_cursor {
                 let ti = entity.timestamp.unwrap_or(0);
                 let change = overlay.and_then(|o| o.changed.get(&last));

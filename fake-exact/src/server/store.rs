@@ -378,6 +378,68 @@ impl<'a> Scan<'a> {
         out.truncate(limit);
         (out, more)
     }
+
+    /// Like [`Scan::page`] in `Modified` order (unchanged generated rows, then changed rows by
+    /// (Modified, index)), continuing after the row that had (`Modified`, index) `after` when
+    /// it was served; a row changed since then does not make the run skip rows.
+    pub fn page_by_modified(
+        &self,
+        after: Option<(i64, u64)>,
+        skip: u64,
+        limit: usize,
+    ) -> (Vec<u64>, bool) {
+        let (lo, hi) = self.gen_range();
+        let mut changed: Vec<(i64, u64)> = self
+            .overlay
+            .map(|o| {
+                o.changed
+                    .iter()
+                    .filter(|(i, c)| self.change_matches(**i, c))
+                    .map(|(i, c)| (c.modified, *i))
+                    .collect()
+            })
+            .unwrap_or_default();
+        changed.sort_unstable();
+        let excluded = |i: u64| self.overlay.is_some_and(|o| o.excluded(i));
+        // Was the cursor row a generated row (its generated Modified) or a changed one?
+        let (gen_start, ov_after) = match after {
+            None => (lo, None),
+            Some((m, k)) if k < self.n && super::gen::modified_local_ms(k) == m => {
+                ((k + 1).max(lo), None)
+            }
+            Some(pos) => (hi, Some(pos)),
+        };
+        let want = limit + 1;
+        let mut out = Vec::with_capacity(want.min(4096));
+        let mut skip = skip;
+        let mut g = gen_start;
+        while g < hi && out.len() < want {
+            if !excluded(g) {
+                if skip > 0 {
+                    skip -= 1;
+                } else {
+                    out.push(g);
+                }
+            }
+            g += 1;
+        }
+        for (m, i) in changed {
+            if out.len() >= want {
+                break;
+            }
+            if ov_after.is_some_and(|a| (m, i) <= a) {
+                continue;
+            }
+            if skip > 0 {
+                skip -= 1;
+            } else {
+                out.push(i);
+            }
+        }
+        let more = out.len() > limit;
+        out.truncate(limit);
+        (out, more)
+    }
 }
 
 impl Store {
