@@ -74,6 +74,8 @@ pub struct Prop {
     pub is_key: bool,
     /// FNV-1a of the name, mixed into generated values.
     pub hash: u64,
+    /// The name, lower-cased.
+    pub lname: String,
 }
 
 /// One servable entity set.
@@ -185,6 +187,7 @@ impl Catalog {
                                     && !key_names.contains(&p.name),
                                 is_key: key_names.contains(&p.name),
                                 hash: fnv1a(&p.name),
+                                lname: p.name.to_ascii_lowercase(),
                             })
                             .collect();
                         let keys = key_names

@@ -50,9 +50,9 @@ impl Val {
                 out.push('"');
             }
             Val::Dbl(d) => {
+                // `9075`, `12.5` (integral doubles without `.0`, as Exact writes them, §2.5)
                 if d.is_finite() {
-                    let v = serde_json::Value::from(*d);
-                    out.push_str(&v.to_string());
+                    out.push_str(&d.to_string());
                 } else {
                     out.push_str("null")
                 }
@@ -275,7 +275,7 @@ impl<'a> Gen<'a> {
         let r = h >> 8;
         match p.edm {
             Edm::Guid => Val::Str(format_guid(mix(r), mix(r ^ 0xabc))),
-            Edm::String => Val::Str(self.string_value(&p.name, i, r)),
+            Edm::String => Val::Str(self.string_value(&p.name, &p.lname, i, r)),
             Edm::DateTime => {
                 if p.name == "Created" {
                     Val::Date(modified_local_ms(i) - (r % 90) as i64 * 86_400_000)
@@ -297,8 +297,7 @@ impl<'a> Gen<'a> {
         }
     }
 
-    fn string_value(&self, name: &str, i: u64, r: u64) -> String {
-        let lname = name.to_ascii_lowercase();
+    fn string_value(&self, name: &str, lname: &str, i: u64, r: u64) -> String {
         if name == "Code" || lname.ends_with("code") && lname.contains("account") {
             // right-aligned fixed-width codes (§2.5)
             format!("{:>8}", 1000 + i)
@@ -325,5 +324,48 @@ pub fn literal_of(edm: Edm, v: &Val) -> String {
         (_, Val::Int64(n)) => format!("{n}L"),
         (_, Val::Str(s)) => format!("'{}'", s.replace('\'', "''")),
         (_, other) => other.to_json_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::catalog::Catalog;
+
+    #[test]
+    fn doubles_are_written_like_exact() {
+        assert_eq!(Val::Dbl(9075.0).to_json_string(), "9075");
+        assert_eq!(Val::Dbl(-12.5).to_json_string(), "-12.5");
+        assert_eq!(Val::Int64(5).to_json_string(), "\"5\"");
+        assert_eq!(Val::Date(1).to_json_string(), "\"/Date(1)/\"");
+    }
+
+    #[test]
+    fn keys_grow_with_the_index_and_decode_back() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../metadata-cache/exact");
+        let cat = Catalog::load(std::path::Path::new(dir)).unwrap();
+        let e = cat.entity("crm/Accounts").unwrap();
+        let g = Gen {
+            seed: 7,
+            entity: e,
+            division: 100001,
+            table_hash: 99,
+        };
+        let mut prev = String::new();
+        for i in [0u64, 1, 2, 59, 60, 999_999] {
+            let lit = g.key_literal(i);
+            assert!(lit > prev, "{lit} > {prev}");
+            assert_eq!(g.index_of_literal(&lit), Some(i));
+            prev = lit;
+        }
+        assert_eq!(
+            g.index_of_literal("guid'00000000-0000-4000-8000-000000000000'"),
+            None
+        );
+        assert!(
+            modified_local_ms(6) == modified_local_ms(0)
+                && modified_local_ms(7) > modified_local_ms(6)
+        );
+        assert!(generated_timestamp(1) > generated_timestamp(0));
     }
 }
