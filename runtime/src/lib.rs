@@ -14,8 +14,11 @@
 //! * [`Entity`], [`PropertyInfo`], [`Dialect`], [`select_clause`]: the description of a generated
 //!   entity type that the (feature-gated) sync runtime works from.
 //!
-//! Everything here is outside any cargo feature: generated crates depend on this crate with
-//! `default-features = false`.
+//! * [`TableInfo`], [`Table`], [`TableVisitor`]: the generated tables of entity types; with the
+//!   cargo feature `sql`, [`sql`] writes and reads them in SQLite and PostgreSQL (sqlx).
+//!
+//! Everything here except the sqlx-based part of [`sql`] (cargo feature `sql`) is outside any
+//! cargo feature: generated crates depend on this crate with `default-features = false`.
 
 /// Re-exported so generated code can name `::odata_runtime::serde_with::As` without depending on
 /// `serde_with` itself (and without version skew between the two).
@@ -23,8 +26,10 @@ pub use serde_with;
 
 mod edm_enum;
 mod entity;
+pub mod sql;
 pub mod types;
 pub mod wire;
 
 pub use edm_enum::{deserialize_enum, serialize_enum, ODataEnum};
 pub use entity::{select_clause, Dialect, Entity, PropertyInfo};
+pub use sql::{ColumnInfo, ColumnKind, Table, TableInfo, TableVisitor};

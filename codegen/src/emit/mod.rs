@@ -1,3 +1,4 @@
 //! Emitters: pure functions of the [`Model`](crate::model::Model).
 
 pub mod rust;
+pub mod sql_tables;

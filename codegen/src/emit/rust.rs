@@ -39,7 +39,7 @@ impl Layout {
     }
 }
 
-fn ident(name: &str) -> syn::Ident {
+pub(crate) fn ident(name: &str) -> syn::Ident {
     // Names come from the naming pipeline, which guarantees valid identifiers (checked in
     // `model::build`); raw identifiers keep their `r#`.
     match name.strip_prefix("r#") {
@@ -596,7 +596,6 @@ pub fn emit_module_file(
     layout: &Layout,
     tables: &[crate::sql::TableDef],
 ) -> Result<String, EmitError> {
-    let _ = tables;
     let mut items = Vec::new();
     let mut uses = Vec::new();
     for (m, types) in grouped(model) {
@@ -608,6 +607,7 @@ pub fn emit_module_file(
         items.push(quote! { pub mod #mid { #(#inner)* } });
         uses.push(quote! { pub use self::#mid::*; });
     }
+    items.push(super::sql_tables::emit_tables(model, layout, tables));
     let text = unparse(quote! { #(#uses)* #(#items)* }, &model.service)?;
     Ok(format!("{}\n{text}", header(model)))
 }
@@ -732,6 +732,22 @@ pub fn emit_crate(
                     .unwrap_or("")
             ),
         );
+    }
+    if !opts.tables.is_empty() {
+        let code = unparse(
+            super::sql_tables::emit_tables(model, &layout, &opts.tables),
+            "odata_tables.rs",
+        )?;
+        files.insert(
+            "src/odata_tables.rs".into(),
+            format!(
+                "{head}//! The service's tables (`odata_runtime::TableInfo`).
+
+{code}"
+            ),
+        );
+        lib_items
+            .push(quote! { mod odata_tables; pub use self::odata_tables::{visit_tables, TABLES}; });
     }
     let lib = unparse(quote! { #(#lib_items)* }, "lib.rs")?;
     let (e, c, n, s, _) = model.counts();
