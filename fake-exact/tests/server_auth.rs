@@ -305,3 +305,24 @@ fn issued_tokens_work_and_follow_the_rules() {
     );
     assert_eq!(r.status().as_u16(), 400);
 }
+
+/// §3, §4.4: too-early refreshes count towards the hourly error limit (picqer#475): after more
+/// than 10 of them the token endpoint is blocked, even for a refresh that would now be allowed.
+#[test]
+fn early_refreshes_count_towards_the_error_limit() {
+    let api = start(Config::default());
+    for _ in 0..11 {
+        assert_eq!(refresh(&api, &api.refresh).status().as_u16(), 400);
+    }
+    api.h.clock().advance(Duration::from_secs(600));
+    let r = refresh(&api, &api.refresh);
+    assert_eq!(r.status().as_u16(), 429);
+    assert!(api
+        .h
+        .stats()
+        .violations
+        .iter()
+        .any(|v| v.kind == "call_while_blocked"));
+    api.h.clock().advance(Duration::from_secs(3600));
+    assert_eq!(refresh(&api, &api.refresh).status().as_u16(), 200);
+}

@@ -215,6 +215,8 @@ fn authorize(app: &App, query: &str) -> Out {
     Out::new(302, "text/html;charset=utf-8", "").header("location", loc)
 }
 
+const TOKEN_ENDPOINT: &str = "oauth2/token";
+
 /// `POST /api/oauth2/token` (§3).
 fn token(app: &App, body: &[u8]) -> Out {
     let rate = app.faults.lock().unwrap().empty_token_body;
@@ -237,6 +239,30 @@ fn token(app: &App, body: &[u8]) -> Out {
     let grant = get("grant_type").to_string();
     let now = app.cfg.clock.now_ms();
     let t = app.times();
+    // §3, §4.4: token-endpoint errors (e.g. too-early refreshes) count towards the hourly
+    // error limit of the app; the budget key is (client, division 0, "oauth2/token").
+    let known = client == app.cfg.client_id;
+    if known {
+        let blocked = app
+            .limits
+            .lock()
+            .unwrap()
+            .blocked_until(&client, 0, TOKEN_ENDPOINT, now);
+        if let Some(until) = blocked {
+            app.violation(
+                "call_while_blocked",
+                &client,
+                format!("POST {TOKEN_ENDPOINT} (blocked until {until})"),
+            );
+            return Out::json(
+                app.cfg.block_status,
+                &serde_json::json!({
+                    "error": "access_denied",
+                    "error_description": format!("API key blocked: more than {} errors in one hour. The block is lifted at {until} (epoch ms).", app.cfg.error_limit),
+                }),
+            );
+        }
+    }
     let result = if client != app.cfg.client_id || get("client_secret") != app.cfg.client_secret {
         TokenResult::Err {
             status: 400,
@@ -292,6 +318,16 @@ fn token(app: &App, body: &[u8]) -> Out {
             violation,
         } => {
             *app.stats.lock().unwrap().errors.entry(status).or_default() += 1;
+            if known && matches!(status, 400 | 401 | 403 | 404) {
+                app.limits.lock().unwrap().record_error(
+                    &client,
+                    0,
+                    TOKEN_ENDPOINT,
+                    now,
+                    app.cfg.error_limit,
+                    app.cfg.block_ms,
+                );
+            }
             if let Some(v) = violation {
                 app.violation(v, &client, description.clone());
             }
