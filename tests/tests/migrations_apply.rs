@@ -534,3 +534,120 @@ fn breaking_changes_with_allow_breaking() {
         },
     });
 }
+
+/// The checked-in `generated/migrations` (written by the generated crate's build.rs) embedded
+/// at compile time by `sqlx::migrate!` and diesel's `embed_migrations!` — the macros read the
+/// same folders as the runtime loaders above — and applied to fresh databases: every table of
+/// every stored state exists with its columns.
+static SQLX_SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("../generated/migrations/sqlite");
+static SQLX_POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("../generated/migrations/postgres");
+const DIESEL_SQLITE: diesel_migrations::EmbeddedMigrations =
+    diesel_migrations::embed_migrations!("../generated/migrations/sqlite");
+const DIESEL_POSTGRES: diesel_migrations::EmbeddedMigrations =
+    diesel_migrations::embed_migrations!("../generated/migrations/postgres");
+
+#[test]
+fn checked_in_migrations_apply_with_sqlx_migrate_and_diesel_embed_migrations() {
+    let root = repo().join("generated/migrations");
+    let history = Migrations::new(&root).verify().unwrap();
+    let mut tables: Vec<TableDef> = Vec::new();
+    let mut services: BTreeSet<&str> = BTreeSet::new();
+    for m in &history.migrations {
+        services.insert(&m.service);
+    }
+    for s in &services {
+        tables.extend(read_state(&root, s).unwrap().unwrap().tables);
+    }
+    let n = history.migrations.len();
+    assert!(n >= 3, "runtime, exact, northwind");
+    assert_eq!(
+        SQLX_SQLITE
+            .iter()
+            .filter(|m| m.migration_type.is_up_migration())
+            .count(),
+        n
+    );
+
+    let rt = runtime();
+    let tmp = tempfile::tempdir().unwrap();
+    let pg = PgServer::start().expect("PostgreSQL");
+    let mut dbs = Vec::new();
+    for tool in [Tool::Sqlx, Tool::Diesel] {
+        let file = tmp.path().join(format!("{tool:?}.db"));
+        std::fs::File::create(&file).unwrap();
+        dbs.push((
+            tool,
+            Db::Sqlite {
+                url: format!("sqlite://{}", file.display()),
+                file,
+            },
+        ));
+        let url = pg
+            .create_database(&format!("checked_in_{tool:?}").to_lowercase())
+            .unwrap();
+        dbs.push((tool, Db::Postgres { url }));
+    }
+    for (tool, db) in &dbs {
+        let t0 = Instant::now();
+        let applied = match (tool, db) {
+            (Tool::Sqlx, Db::Sqlite { url, .. }) => rt.block_on(async {
+                let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+                SQLX_SQLITE.run(&pool).await.unwrap();
+                let c: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+                SQLX_SQLITE.run(&pool).await.unwrap();
+                pool.close().await;
+                c as usize
+            }),
+            (Tool::Sqlx, Db::Postgres { url }) => rt.block_on(async {
+                let pool = sqlx::PgPool::connect(url).await.unwrap();
+                SQLX_POSTGRES.run(&pool).await.unwrap();
+                let c: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+                SQLX_POSTGRES.run(&pool).await.unwrap();
+                pool.close().await;
+                c as usize
+            }),
+            (Tool::Diesel, Db::Sqlite { file, .. }) => {
+                let mut c =
+                    diesel::SqliteConnection::establish(&file.display().to_string()).unwrap();
+                let n = c.run_pending_migrations(DIESEL_SQLITE).unwrap().len();
+                assert_eq!(c.run_pending_migrations(DIESEL_SQLITE).unwrap().len(), 0);
+                n
+            }
+            (Tool::Diesel, Db::Postgres { url }) => {
+                let mut c = diesel::PgConnection::establish(url).unwrap();
+                let n = c.run_pending_migrations(DIESEL_POSTGRES).unwrap().len();
+                assert_eq!(c.run_pending_migrations(DIESEL_POSTGRES).unwrap().len(), 0);
+                n
+            }
+        };
+        eprintln!(
+            "generated/migrations ({} tables) embedded and applied by {tool:?} on {}: {applied} migrations in {:.0} ms",
+            tables.len(),
+            db.backend().as_str(),
+            t0.elapsed().as_secs_f64() * 1e3
+        );
+        assert_eq!(applied, n, "{tool:?} {:?}", db.backend());
+        for t in &tables {
+            let (cols, pk, rows) = db.describe(&rt, &t.name);
+            let want: BTreeMap<String, (String, bool)> = t
+                .columns
+                .iter()
+                .map(|c| {
+                    (
+                        c.name.clone(),
+                        (expected_type(c, db.backend()), !c.nullable),
+                    )
+                })
+                .collect();
+            assert_eq!(cols, want, "{} {tool:?}", t.name);
+            assert_eq!(pk, t.primary_key.iter().cloned().collect::<BTreeSet<_>>());
+            assert_eq!(rows, 0);
+        }
+    }
+}
