@@ -17,6 +17,9 @@
 //! * [`TableInfo`], [`Table`], [`TableVisitor`]: the generated tables of entity types; with the
 //!   cargo feature `sql`, [`sql`] writes and reads them in SQLite and PostgreSQL (sqlx).
 //!
+//! * `client` (cargo feature `client`): the HTTP client — typed, lazily paged reads of OData
+//!   V2/V3/V4 services with Exact Online's rate limits, error budget and OAuth2 built in.
+//!
 //! Everything here except the sqlx-based part of [`sql`] (cargo feature `sql`) is outside any
 //! cargo feature: generated crates depend on this crate with `default-features = false`.
 
@@ -24,6 +27,8 @@
 /// `serde_with` itself (and without version skew between the two).
 pub use serde_with;
 
+#[cfg(feature = "client")]
+pub mod client;
 mod edm_enum;
 mod entity;
 pub mod sql;
