@@ -229,6 +229,106 @@ impl Db {
         }
     }
 
+    /// Reverts every migration (the down files); returns the number reverted.
+    fn revert_all(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        tool: Tool,
+        root: &Path,
+    ) -> Result<usize, String> {
+        let dir = self.dir(root);
+        match tool {
+            Tool::Sqlx => rt.block_on(async {
+                let m = sqlx::migrate::Migrator::new(dir.as_path())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let count = "SELECT COUNT(*) FROM _sqlx_migrations";
+                macro_rules! undo {
+                    ($pool:expr) => {{
+                        let pool = $pool;
+                        let before: i64 = sqlx::query_scalar(count)
+                            .fetch_one(&pool)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        m.undo(&pool, 0).await.map_err(|e| e.to_string())?;
+                        let after: i64 = sqlx::query_scalar(count)
+                            .fetch_one(&pool)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        pool.close().await;
+                        Ok((before - after) as usize)
+                    }};
+                }
+                match self {
+                    Db::Sqlite { url, .. } => undo!(sqlx::SqlitePool::connect(url)
+                        .await
+                        .map_err(|e| e.to_string())?),
+                    Db::Postgres { url } => undo!(sqlx::PgPool::connect(url)
+                        .await
+                        .map_err(|e| e.to_string())?),
+                }
+            }),
+            Tool::Diesel => {
+                let source = FileBasedMigrations::from_path(&dir).map_err(|e| e.to_string())?;
+                match self {
+                    Db::Sqlite { file, .. } => {
+                        let mut c =
+                            diesel::SqliteConnection::establish(&file.display().to_string())
+                                .map_err(|e| e.to_string())?;
+                        c.revert_all_migrations(source)
+                            .map(|v| v.len())
+                            .map_err(|e| e.to_string())
+                    }
+                    Db::Postgres { url } => {
+                        let mut c =
+                            diesel::PgConnection::establish(url).map_err(|e| e.to_string())?;
+                        c.revert_all_migrations(source)
+                            .map(|v| v.len())
+                            .map_err(|e| e.to_string())
+                    }
+                }
+            }
+        }
+    }
+
+    /// Tables other than the tools' own bookkeeping (`_sqlx_migrations`,
+    /// `__diesel_schema_migrations`).
+    fn user_tables(&self, rt: &tokio::runtime::Runtime) -> Vec<String> {
+        rt.block_on(async {
+            let names: Vec<(String,)> = match self {
+                Db::Sqlite { url, .. } => {
+                    let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+                    let v = sqlx::query_as(
+                        "SELECT name FROM sqlite_master WHERE type = 'table' \
+                         AND name NOT LIKE 'sqlite%' ORDER BY name",
+                    )
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap();
+                    pool.close().await;
+                    v
+                }
+                Db::Postgres { url } => {
+                    let pool = sqlx::PgPool::connect(url).await.unwrap();
+                    let v = sqlx::query_as(
+                        "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' \
+                         ORDER BY tablename",
+                    )
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap();
+                    pool.close().await;
+                    v
+                }
+            };
+            names
+                .into_iter()
+                .map(|r| r.0)
+                .filter(|n| n != "_sqlx_migrations" && n != "__diesel_schema_migrations")
+                .collect()
+        })
+    }
+
     fn exec_all(&self, rt: &tokio::runtime::Runtime, sql: Vec<String>) {
         rt.block_on(async {
             match self {
@@ -463,6 +563,17 @@ fn run_case(case: Case) {
         std::fs::write(&file, orig).unwrap();
     }
     Migrations::new(&root).verify().unwrap();
+
+    // The down files revert everything, rows or not (SQLite rebuilds back, PostgreSQL converts
+    // back in place).
+    for (tool, db) in &dbs {
+        let b = db.backend();
+        let n = db
+            .revert_all(&rt, *tool, &root)
+            .unwrap_or_else(|e| panic!("{} {tool:?} {b:?}: {e}", case.name));
+        assert_eq!(n, 2 + written, "{tool:?} {b:?}");
+        assert_eq!(db.user_tables(&rt), Vec::<String>::new(), "{tool:?} {b:?}");
+    }
 }
 
 #[test]
