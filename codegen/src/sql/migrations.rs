@@ -42,14 +42,22 @@ pub const RUNTIME_STATE: &str = "_runtime";
 /// what the database has after the last migration (removed columns that were kept stay in).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ServiceState {
+    /// What wrote the file and from which metadata (JSON has no comments).
+    #[serde(default, rename = "@generated")]
+    pub generated: String,
     pub model: Option<Model>,
     pub tables: Vec<TableDef>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct History {
+    /// What wrote the file (JSON has no comments).
+    #[serde(default, rename = "@generated")]
+    pub generated: String,
     pub migrations: Vec<HistoryEntry>,
 }
+
+const HISTORY_HEADER: &str = "by odatagen (odata-codegen): every migration written, with the SHA-256 of each file; do not edit";
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct HistoryEntry {
@@ -625,7 +633,15 @@ impl Migrations {
         model: Option<&Model>,
         tables: &[TableDef],
     ) -> Result<bool, MigrateError> {
+        let generated = match model {
+            Some(m) => format!(
+                "by odatagen (odata-codegen) from service {service}, metadata {}; the base of the next migration; do not edit",
+                stored_model(m).sources.join(", ")
+            ),
+            None => "by odatagen (odata-codegen): the runtime's state tables; the base of the next migration; do not edit".to_string(),
+        };
         let state = ServiceState {
+            generated,
             model: model.map(stored_model),
             tables: tables.to_vec(),
         };
@@ -678,6 +694,7 @@ impl Migrations {
             files,
         });
         let hp = self.root.join(HISTORY_FILE);
+        history.generated = HISTORY_HEADER.to_string();
         let text = serde_json::to_string_pretty(history).map_err(|e| io_err(&hp, e))? + "\n";
         write_if_changed(&hp, &text).map_err(|e| io_err(&hp, e))?;
         order.push(HISTORY_FILE.to_string());
