@@ -492,7 +492,7 @@ impl Client {
         };
         let mut attempts = 0u32;
         let mut waits_429 = 0u32;
-        let mut auth_retried = false;
+        let mut auth_retries = 0u32;
         let mut rejected: Option<Secret> = None;
         loop {
             // Error budget (§4.4).
@@ -597,12 +597,12 @@ impl Client {
                                     Err(e) => e,
                                 }
                             } else if status == 401
-                                && !auth_retried
+                                && auth_retries < 2
                                 && matches!(inner.auth, Auth::ExactOAuth2(_))
                             {
-                                auth_retried = true;
+                                auth_retries += 1;
                                 rejected = auth.as_ref().and_then(Self::bearer_of);
-                                warn!(url = %url_s, "401: renewing the access token and retrying once");
+                                warn!(url = %url_s, "401: renewing the access token and retrying");
                                 attempts -= 1;
                                 continue;
                             } else {
