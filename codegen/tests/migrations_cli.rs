@@ -81,6 +81,10 @@ fn diff_exit_codes_on_real_pairs() {
         "{out}"
     );
     assert!(out.contains("+ entity Caravan"), "{out}");
+    assert!(
+        out.contains("~ enum org.reso.metadata.enums.BuyerFinancing: +Fha +Fha203b"),
+        "{out}"
+    );
 
     // Usage and input errors are 3, never 1 or 2.
     let (code, _, _) = odatagen(&["diff"]);

@@ -64,14 +64,21 @@ pub enum ModelChange {
         old: Vec<String>,
         new: Vec<String>,
     },
+    /// Members of an enum type added or removed (the generated enums keep unknown values, so
+    /// neither breaks a sync).
+    EnumMembersChanged {
+        enum_type: String,
+        added: Vec<String>,
+        removed: Vec<String>,
+    },
 }
 
 impl ModelChange {
     pub fn severity(&self) -> Severity {
         match self {
-            ModelChange::EntityAdded { .. } | ModelChange::PropertyAdded { .. } => {
-                Severity::Additive
-            }
+            ModelChange::EntityAdded { .. }
+            | ModelChange::PropertyAdded { .. }
+            | ModelChange::EnumMembersChanged { .. } => Severity::Additive,
             ModelChange::PropertyRetyped { breaking, .. } => {
                 if *breaking {
                     Severity::Breaking
@@ -118,6 +125,20 @@ impl fmt::Display for ModelChange {
                 old.join(", "),
                 new.join(", ")
             ),
+            ModelChange::EnumMembersChanged {
+                enum_type,
+                added,
+                removed,
+            } => {
+                write!(f, "~ enum {enum_type}:")?;
+                if !added.is_empty() {
+                    write!(f, " +{}", added.join(" +"))?;
+                }
+                if !removed.is_empty() {
+                    write!(f, " -{}", removed.join(" -"))?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -220,6 +241,32 @@ pub fn diff_models(old: &Model, new: &Model) -> ModelDiff {
                 diff_struct(name, os, ns, &mut changes);
             }
             (None, None) => {}
+        }
+    }
+    // Complex types and enums both generations have (properties of complex types are JSON
+    // columns, but a watcher wants to know).
+    for (q, o) in &old.types {
+        let Some(n) = new.types.get(q) else { continue };
+        match (&o.kind, &n.kind) {
+            (TypeKind::Complex(os), TypeKind::Complex(ns)) => {
+                diff_struct(&format!("complex {q}"), os, ns, &mut changes);
+            }
+            (TypeKind::Enum(oe), TypeKind::Enum(ne)) => {
+                let om: std::collections::BTreeSet<&str> =
+                    oe.members.iter().map(|m| m.wire_name.as_str()).collect();
+                let nm: std::collections::BTreeSet<&str> =
+                    ne.members.iter().map(|m| m.wire_name.as_str()).collect();
+                let added: Vec<String> = nm.difference(&om).map(|s| s.to_string()).collect();
+                let removed: Vec<String> = om.difference(&nm).map(|s| s.to_string()).collect();
+                if !added.is_empty() || !removed.is_empty() {
+                    changes.push(ModelChange::EnumMembersChanged {
+                        enum_type: q.clone(),
+                        added,
+                        removed,
+                    });
+                }
+            }
+            _ => {}
         }
     }
     ModelDiff { changes }
