@@ -93,6 +93,15 @@ fn sql_keyword_tables_and_sql() {
     )
     .expect("tables source");
     snap("sql_keywords_tables_rust", code);
+    let diesel = odata_codegen::emit::diesel::diesel_source(
+        &m,
+        &Layout {
+            root: "crate::sql".into(),
+        },
+        &t,
+    )
+    .expect("diesel source");
+    snap("sql_keywords_diesel_rust", diesel);
 }
 
 #[test]

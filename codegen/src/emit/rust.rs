@@ -608,6 +608,7 @@ pub fn emit_module_file(
         uses.push(quote! { pub use self::#mid::*; });
     }
     items.push(super::sql_tables::emit_tables(model, layout, tables));
+    items.push(super::diesel::emit_diesel(model, layout, tables));
     let text = unparse(quote! { #(#uses)* #(#items)* }, &model.service)?;
     Ok(format!("{}\n{text}", header(model)))
 }
