@@ -66,7 +66,7 @@ impl Edm {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Prop {
     pub name: String,
     pub edm: Edm,
@@ -98,6 +98,28 @@ pub struct Entity {
     pub division: Option<usize>,
     /// FNV-1a of `path`.
     pub hash: u64,
+    /// Per property (parallel to `props`): how its value is derived from a row of this or
+    /// another entity set, if it is (see [`Catalog::link`]); `None` = generated from the hash.
+    pub derived: Vec<Option<Derived>>,
+}
+
+/// A property whose value follows from another row (referential integrity of the generated
+/// data, see [`Catalog::link`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Derived {
+    /// The row's own key: the property is named like the key of another variant of the same
+    /// entity set (e.g. `InvoiceID` in `sync/SalesInvoice/SalesInvoices`, keyed by `ID`).
+    OwnKey,
+    /// The key of an existing generated row of entity set `table` (lower-cased set name) in
+    /// the same division; `rows` is that set's generated row count (set by the server).
+    Ref {
+        table: String,
+        table_hash: u64,
+        rows: u64,
+    },
+    /// The value of `prop` of the row that the reference property `via` (an index into
+    /// `props`, a [`Derived::Ref`]) points at, e.g. `GLAccountCode` = the GLAccount's `Code`.
+    Copy { via: usize, prop: Prop },
 }
 
 impl Entity {
@@ -212,6 +234,7 @@ impl Catalog {
                                 .iter()
                                 .map(|n| n.name.clone())
                                 .collect(),
+                            derived: vec![None; props.len()],
                             keys,
                             props,
                             path: path.clone(),
@@ -222,12 +245,279 @@ impl Catalog {
             }
             cat.documents.insert(file, src.text.clone());
         }
+        cat.link();
         Ok(cat)
+    }
+
+    /// Decides which properties refer to other rows ([`Entity::derived`]). The rule, from names
+    /// only (Exact's `$metadata` has no associations for these):
+    ///
+    /// 1. a non-key Guid property named like the single key of *another variant* of the same
+    ///    entity set is the row's own key ([`Derived::OwnKey`]), so `crm/Quotations` (key
+    ///    `QuotationID`) and `sync/CRM/Quotations` (key `ID`, property `QuotationID`) agree;
+    /// 2. a non-key Guid property `X` or `XID` refers to entity set `Xs` (also `Xes`, and
+    ///    `Xies` for `X` ending in `y`) when that set exists in the catalog and every variant of
+    ///    it has a single Guid key: `TransactionLines.GLAccount` → `GLAccounts`,
+    ///    `.Account` → `Accounts`, `Contacts.Account` → `Accounts`, `.Item` → `Items`,
+    ///    `PurchaseOrderLines.PurchaseOrderID` → `PurchaseOrders`;
+    /// 3. in a set `HLines`, a non-key Guid property named like the key of the header set
+    ///    `Hs` (`Hes`, `Hies`) refers to it: `SalesInvoiceLines.InvoiceID` → `SalesInvoices`,
+    ///    `SalesOrderLines.OrderID` → `SalesOrders`, `TransactionLines.EntryID` → `Transactions`;
+    /// 4. a non-Guid property `B` + `S` of an entity with a reference `B` or `BID` (longest `B`
+    ///    wins) copies the target's property `S` (or, failing that, the target's property
+    ///    named `B` + `S`) when it has the same Edm type and is plain (not a key, `Modified`,
+    ///    `Timestamp`, `Division`, `Created` or itself derived): `GLAccountCode` = the
+    ///    GLAccount's `Code`, `AccountName` = the Account's `Name`, `ItemDescription` = the
+    ///    Item's `Description`, `InvoiceNumber` of a line = its invoice's `InvoiceNumber`.
+    ///
+    /// The referenced row is generated row `mix(seed, table, division, i, property) % rows`
+    /// of the target in the same division (a test mutation may delete it later, as a user
+    /// could in Exact). A nullable reference is `null` as often as any nullable property
+    /// (1 in 10); its copies are then `null` too.
+    pub fn link(&mut self) {
+        let single_guid_key = |e: &Entity| {
+            (e.keys.len() == 1 && e.props[e.keys[0]].edm == Edm::Guid)
+                .then(|| e.props[e.keys[0]].name.clone())
+        };
+        // set name → the key name of each variant (None: not a single Guid key)
+        let mut sets: BTreeMap<String, Vec<Option<String>>> = BTreeMap::new();
+        for e in self.entities.values() {
+            sets.entry(e.set_name.clone())
+                .or_default()
+                .push(single_guid_key(e));
+        }
+        let targetable = |set: &str| {
+            sets.get(set)
+                .is_some_and(|ks| ks.iter().all(|k| k.is_some()))
+        };
+        let plurals = |x: &str| {
+            let mut v = vec![format!("{x}s"), format!("{x}es")];
+            if let Some(stem) = x.strip_suffix('y') {
+                v.push(format!("{stem}ies"));
+            }
+            v
+        };
+        let mut all: BTreeMap<String, Vec<Option<Derived>>> = BTreeMap::new();
+        for (path, e) in &self.entities {
+            let mut derived: Vec<Option<Derived>> = vec![None; e.props.len()];
+            let own_key = single_guid_key(e);
+            for (pi, p) in e.props.iter().enumerate() {
+                if p.is_key || p.edm != Edm::Guid || Some(pi) == e.division {
+                    continue;
+                }
+                // 1. own key under another variant's key name
+                if own_key.is_some()
+                    && sets
+                        .get(&e.set_name)
+                        .is_some_and(|ks| ks.iter().any(|k| k.as_deref() == Some(p.name.as_str())))
+                {
+                    derived[pi] = Some(Derived::OwnKey);
+                    continue;
+                }
+                // 2. `X` / `XID` → `Xs`
+                let base = match p.name.strip_suffix("ID") {
+                    Some(b) if !b.is_empty() => b,
+                    _ => p.name.as_str(),
+                };
+                let mut target = plurals(base).into_iter().find(|s| targetable(s));
+                // 3. `HLines.{key of Hs}` → `Hs`
+                if target.is_none() {
+                    if let Some(h) = e.set_name.strip_suffix("Lines") {
+                        target = plurals(h).into_iter().find(|s| {
+                            targetable(s)
+                                && sets[s]
+                                    .iter()
+                                    .any(|k| k.as_deref() == Some(p.name.as_str()))
+                        });
+                    }
+                }
+                if let Some(t) = target {
+                    let table = t.to_lowercase();
+                    derived[pi] = Some(Derived::Ref {
+                        table_hash: fnv1a(&table),
+                        table,
+                        rows: 0,
+                    });
+                }
+            }
+            all.insert(path.clone(), derived);
+        }
+        // 4. copies of the target's plain properties
+        let mut copies: Vec<(String, usize, Derived)> = Vec::new();
+        for (path, e) in &self.entities {
+            let derived = &all[path];
+            for (qi, q) in e.props.iter().enumerate() {
+                if derived[qi].is_some()
+                    || q.is_key
+                    || q.edm == Edm::Guid
+                    || [e.modified, e.timestamp, e.division].contains(&Some(qi))
+                {
+                    continue;
+                }
+                let mut best: Option<(usize, &str, &str)> = None; // (via, base, table)
+                for (pi, d) in derived.iter().enumerate() {
+                    let Some(Derived::Ref { table, .. }) = d else {
+                        continue;
+                    };
+                    let name = &e.props[pi].name;
+                    let base = match name.strip_suffix("ID") {
+                        Some(b) if !b.is_empty() => b,
+                        _ => name.as_str(),
+                    };
+                    if q.name.len() > base.len()
+                        && q.name.starts_with(base)
+                        && best.is_none_or(|(_, b, _)| base.len() > b.len())
+                    {
+                        best = Some((pi, base, table));
+                    }
+                }
+                let Some((via, base, table)) = best else {
+                    continue;
+                };
+                let suffix = &q.name[base.len()..];
+                let find = |name: &str| {
+                    self.entities
+                        .iter()
+                        .filter(|(_, t)| t.set_name.to_lowercase() == table)
+                        .find_map(|(tpath, t)| {
+                            let ti = t.prop(name)?;
+                            let tp = &t.props[ti];
+                            let plain = !tp.is_key
+                                && tp.edm == q.edm
+                                && tp.name != "Created"
+                                && ![t.modified, t.timestamp, t.division].contains(&Some(ti))
+                                && all[tpath][ti].is_none();
+                            plain.then(|| tp.clone())
+                        })
+                };
+                if let Some(prop) = find(suffix).or_else(|| find(&q.name)) {
+                    copies.push((path.clone(), qi, Derived::Copy { via, prop }));
+                }
+            }
+        }
+        for (path, qi, d) in copies {
+            if let Some(v) = all.get_mut(&path) {
+                v[qi] = Some(d);
+            }
+        }
+        for (path, derived) in all {
+            if let Some(e) = self.entities.get_mut(&path) {
+                e.derived = derived;
+            }
+        }
+    }
+
+    /// Fills in the row count of every [`Derived::Ref`] target (`rows` of an entity, as the
+    /// server configures it; the first variant of the target set decides).
+    pub fn set_ref_rows(&mut self, rows: impl Fn(&Entity) -> u64) {
+        let mut by_table: BTreeMap<String, u64> = BTreeMap::new();
+        for e in self.entities.values() {
+            by_table
+                .entry(e.set_name.to_lowercase())
+                .or_insert_with(|| rows(e));
+        }
+        for e in self.entities.values_mut() {
+            for d in e.derived.iter_mut().flatten() {
+                if let Derived::Ref { table, rows, .. } = d {
+                    *rows = by_table.get(table.as_str()).copied().unwrap_or(0);
+                }
+            }
+        }
     }
 
     /// Looks up an entity by its path after the division, case-insensitively
     /// (`sync/CRM/Accounts`, `crm/accounts`).
     pub fn entity(&self, path: &str) -> Option<&Entity> {
         self.entities.get(&path.trim_matches('/').to_lowercase())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cat() -> Catalog {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../metadata-cache/exact");
+        Catalog::load(Path::new(dir)).unwrap()
+    }
+
+    fn derived<'a>(c: &'a Catalog, path: &str, prop: &str) -> Option<&'a Derived> {
+        let e = c.entity(path).unwrap();
+        e.derived[e.prop(prop).unwrap()].as_ref()
+    }
+
+    fn target(c: &Catalog, path: &str, prop: &str) -> Option<String> {
+        match derived(c, path, prop)? {
+            Derived::Ref { table, .. } => Some(table.clone()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn references_follow_the_naming_rule() {
+        let c = cat();
+        for (path, prop, table) in [
+            (
+                "financialtransaction/TransactionLines",
+                "GLAccount",
+                "glaccounts",
+            ),
+            (
+                "financialtransaction/TransactionLines",
+                "Account",
+                "accounts",
+            ),
+            (
+                "financialtransaction/TransactionLines",
+                "EntryID",
+                "transactions",
+            ),
+            ("financialtransaction/TransactionLines", "Item", "items"),
+            ("bulk/Financial/TransactionLines", "GLAccount", "glaccounts"),
+            ("sync/Financial/TransactionLines", "Account", "accounts"),
+            (
+                "salesinvoice/SalesInvoiceLines",
+                "InvoiceID",
+                "salesinvoices",
+            ),
+            ("crm/Contacts", "Account", "accounts"),
+            ("salesorder/SalesOrderLines", "OrderID", "salesorders"),
+            (
+                "purchaseorder/PurchaseOrderLines",
+                "PurchaseOrderID",
+                "purchaseorders",
+            ),
+        ] {
+            assert_eq!(
+                target(&c, path, prop).as_deref(),
+                Some(table),
+                "{path}.{prop}"
+            );
+        }
+        // not references: Creator has no `Creators` set; keys are keys
+        assert_eq!(derived(&c, "crm/Accounts", "Creator"), None);
+        assert_eq!(derived(&c, "crm/Accounts", "ID"), None);
+        // the own key under another variant's key name
+        assert_eq!(
+            derived(&c, "sync/CRM/Quotations", "QuotationID"),
+            Some(&Derived::OwnKey)
+        );
+        // copies of the target's plain properties
+        let e = c.entity("financialtransaction/TransactionLines").unwrap();
+        for (prop, via, from) in [
+            ("GLAccountCode", "GLAccount", "Code"),
+            ("GLAccountDescription", "GLAccount", "Description"),
+            ("AccountCode", "Account", "Code"),
+            ("AccountName", "Account", "Name"),
+            ("ItemDescription", "Item", "Description"),
+        ] {
+            match derived(&c, &e.path, prop) {
+                Some(Derived::Copy { via: v, prop: p }) => {
+                    assert_eq!(e.props[*v].name, via, "{prop}");
+                    assert_eq!(p.name, from, "{prop}");
+                }
+                other => panic!("{prop}: {other:?}"),
+            }
+        }
     }
 }

@@ -9,7 +9,7 @@
 //! * `Timestamp` strictly grows with `i` and stays below [`MUTATION_TS_START`], where the
 //!   per-division counter for changed rows begins (§1.3).
 
-use super::catalog::{Edm, Entity};
+use super::catalog::{Derived, Edm, Entity, Prop};
 
 /// Rows sharing one `Modified` value.
 pub const TIE_RUN: u64 = 7;
@@ -167,12 +167,7 @@ const WORDS: &[&str] = &[
 
 impl<'a> Gen<'a> {
     fn base(&self) -> u64 {
-        mix4(
-            self.seed,
-            self.table_hash,
-            self.division as i64 as u64,
-            0x5eed,
-        )
+        table_base(self.seed, self.table_hash, self.division)
     }
 
     /// The first 32 bits of Guid keys: an offset per (seed, entity, division) plus `i`.
@@ -181,14 +176,27 @@ impl<'a> Gen<'a> {
     }
 
     fn key_guid(&self, i: u64, key_no: usize) -> String {
-        let counter = (self.guid_offset() + i) & 0xffff_ffff;
-        let h = mix4(self.base(), i, key_no as u64, 1);
-        let h2 = mix(h);
-        let hi = (counter << 32) | (h >> 32);
-        // version-4 style nibble and variant bits for realism
-        let hi = (hi & !0xf000) | 0x4000;
-        let lo = (h2 & 0x3fff_ffff_ffff_ffff) | 0x8000_0000_0000_0000;
-        format_guid(hi, lo)
+        key_guid(self.base(), i, key_no)
+    }
+
+    /// Index of the row that reference property `pi` (a [`Derived::Ref`]) of row `i` points
+    /// at, and the target's base hash; `None` when the target has no rows.
+    fn ref_target(&self, pi: usize, i: u64) -> Option<(u64, u64)> {
+        let Some(Derived::Ref {
+            table_hash, rows, ..
+        }) = &self.entity.derived[pi]
+        else {
+            return None;
+        };
+        if *rows == 0 {
+            return None;
+        }
+        let j = mix4(self.base(), i, self.entity.props[pi].hash, 3) % rows;
+        Some((j, table_base(self.seed, *table_hash, self.division)))
+    }
+
+    fn is_null(&self, p: &Prop, i: u64) -> bool {
+        p.nullable && mix4(self.base(), i, p.hash, 2) % 10 == 0
     }
 
     /// Value of key property `key_no` (index into `entity.keys`) of row `i`.
@@ -268,50 +276,96 @@ impl<'a> Gen<'a> {
         if Some(pi) == e.division {
             return Val::Int(i64::from(self.division));
         }
-        let h = mix4(self.base(), i, p.hash, 2);
-        if p.nullable && h % 10 == 0 {
-            return Val::Null;
-        }
-        let r = h >> 8;
-        match p.edm {
-            Edm::Guid => Val::Str(format_guid(mix(r), mix(r ^ 0xabc))),
-            Edm::String => Val::Str(self.string_value(&p.name, &p.lname, i, r)),
-            Edm::DateTime => {
-                if p.name == "Created" {
-                    Val::Date(modified_local_ms(i) - (r % 90) as i64 * 86_400_000)
-                } else {
-                    // date-only values are local midnight (§2.5)
-                    Val::Date(1_577_836_800_000 + (r % 2500) as i64 * 86_400_000)
+        match &e.derived[pi] {
+            None => {}
+            Some(Derived::OwnKey) => return Val::Str(self.key_guid(i, 0)),
+            Some(Derived::Ref { .. }) => {
+                if self.is_null(p, i) {
+                    return Val::Null;
                 }
+                return match self.ref_target(pi, i) {
+                    Some((j, base)) => Val::Str(key_guid(base, j, 0)),
+                    None => Val::Null,
+                };
             }
-            Edm::Int64 => Val::Int64((r % 1_000_000) as i64),
-            Edm::Int32 | Edm::Int16 => Val::Int((r % 100) as i64),
-            Edm::Byte => Val::Int((r % 10) as i64),
-            Edm::Double => {
-                let cents = (r % 2_000_000) as i64 - 400_000;
-                Val::Dbl(cents as f64 / 100.0)
+            Some(Derived::Copy { via, prop }) => {
+                if self.is_null(&e.props[*via], i) && p.nullable {
+                    return Val::Null;
+                }
+                return match self.ref_target(*via, i) {
+                    Some((j, base)) => plain_value(base, prop, j),
+                    None => Val::Null,
+                };
             }
-            Edm::Decimal => Val::Str(format!("{}.{:02}", r % 10_000, r % 100)),
-            Edm::Boolean => Val::Bool(r & 1 == 1),
-            Edm::Binary | Edm::Other => Val::Null,
         }
+        plain_value(self.base(), p, i)
     }
+}
 
-    fn string_value(&self, name: &str, lname: &str, i: u64, r: u64) -> String {
-        if name == "Code" || lname.ends_with("code") && lname.contains("account") {
-            // right-aligned fixed-width codes (§2.5)
-            format!("{:>8}", 1000 + i)
-        } else if lname.contains("name") || lname.contains("description") {
-            format!("{} {}", NAMES[(r % NAMES.len() as u64) as usize], i)
-        } else if lname.contains("email") {
-            format!("info{i}@voorbeeld.nl")
-        } else if lname == "country" {
-            "NL ".to_string()
-        } else if lname.contains("currency") {
-            "EUR".to_string()
-        } else {
-            WORDS[(r % WORDS.len() as u64) as usize].to_string()
+/// Base hash of (seed, table, division): every generated value of the table's rows in that
+/// division derives from it.
+pub fn table_base(seed: u64, table_hash: u64, division: i32) -> u64 {
+    mix4(seed, table_hash, division as i64 as u64, 0x5eed)
+}
+
+/// Guid key number `key_no` of row `i` of the table with base hash `base`.
+pub fn key_guid(base: u64, i: u64, key_no: usize) -> String {
+    let counter = (base % 0x4000_0000 + i) & 0xffff_ffff;
+    let h = mix4(base, i, key_no as u64, 1);
+    let h2 = mix(h);
+    let hi = (counter << 32) | (h >> 32);
+    // version-4 style nibble and variant bits for realism
+    let hi = (hi & !0xf000) | 0x4000;
+    let lo = (h2 & 0x3fff_ffff_ffff_ffff) | 0x8000_0000_0000_0000;
+    format_guid(hi, lo)
+}
+
+/// A value generated from the hash alone (no key, Modified, Timestamp, Division or
+/// reference): property `p` of row `i` of the table with base hash `base`.
+pub fn plain_value(base: u64, p: &Prop, i: u64) -> Val {
+    let h = mix4(base, i, p.hash, 2);
+    if p.nullable && h % 10 == 0 {
+        return Val::Null;
+    }
+    let r = h >> 8;
+    match p.edm {
+        Edm::Guid => Val::Str(format_guid(mix(r), mix(r ^ 0xabc))),
+        Edm::String => Val::Str(string_value(&p.name, &p.lname, i, r)),
+        Edm::DateTime => {
+            if p.name == "Created" {
+                Val::Date(modified_local_ms(i) - (r % 90) as i64 * 86_400_000)
+            } else {
+                // date-only values are local midnight (§2.5)
+                Val::Date(1_577_836_800_000 + (r % 2500) as i64 * 86_400_000)
+            }
         }
+        Edm::Int64 => Val::Int64((r % 1_000_000) as i64),
+        Edm::Int32 | Edm::Int16 => Val::Int((r % 100) as i64),
+        Edm::Byte => Val::Int((r % 10) as i64),
+        Edm::Double => {
+            let cents = (r % 2_000_000) as i64 - 400_000;
+            Val::Dbl(cents as f64 / 100.0)
+        }
+        Edm::Decimal => Val::Str(format!("{}.{:02}", r % 10_000, r % 100)),
+        Edm::Boolean => Val::Bool(r & 1 == 1),
+        Edm::Binary | Edm::Other => Val::Null,
+    }
+}
+
+fn string_value(name: &str, lname: &str, i: u64, r: u64) -> String {
+    if name == "Code" || lname.ends_with("code") && lname.contains("account") {
+        // right-aligned fixed-width codes (§2.5)
+        format!("{:>8}", 1000 + i)
+    } else if lname.contains("name") || lname.contains("description") {
+        format!("{} {}", NAMES[(r % NAMES.len() as u64) as usize], i)
+    } else if lname.contains("email") {
+        format!("info{i}@voorbeeld.nl")
+    } else if lname == "country" {
+        "NL ".to_string()
+    } else if lname.contains("currency") {
+        "EUR".to_string()
+    } else {
+        WORDS[(r % WORDS.len() as u64) as usize].to_string()
     }
 }
 

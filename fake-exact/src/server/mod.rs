@@ -12,6 +12,11 @@
 //!   million-row entity costs no memory; `crm/Accounts`, `bulk/CRM/Accounts` and
 //!   `sync/CRM/Accounts` serve the same rows (data identity = entity set name). Mutations live
 //!   in a small overlay ([`store`]).
+//! * Referential integrity: a Guid property that names another entity set
+//!   (`TransactionLines.GLAccount` → `GLAccounts`, `.Account` → `Accounts`,
+//!   `SalesInvoiceLines.InvoiceID` → `SalesInvoices`, …) holds the key of an existing generated
+//!   row of that set in the same division, and its `…Code`/`…Name`/`…Description` siblings
+//!   are that row's values; the rule is documented at [`catalog::Catalog::link`].
 //!
 //! ```no_run
 //! use fake_exact::{Clock, Config, FakeExact};
@@ -266,20 +271,7 @@ impl App {
 
     /// Generated row count of an entity in a division.
     pub fn rows(&self, entity: &catalog::Entity) -> u64 {
-        match entity.path.as_str() {
-            "system/divisions" => return self.cfg.divisions.len() as u64,
-            "current/me" => return 1,
-            "sync/deleted" => return 0,
-            _ => {}
-        }
-        let table = Self::table(entity);
-        for (k, v) in &self.cfg.rows {
-            let k = k.trim_matches('/').to_lowercase();
-            if k == entity.path || k.rsplit('/').next() == Some(table.as_str()) {
-                return *v;
-            }
-        }
-        self.cfg.rows_per_entity
+        rows_for(&self.cfg, entity)
     }
 
     pub fn gen<'a>(&self, entity: &'a catalog::Entity, division: i32) -> gen::Gen<'a> {
@@ -290,6 +282,24 @@ impl App {
             table_hash: catalog::fnv1a(&Self::table(entity)),
         }
     }
+}
+
+/// Generated row count of an entity (per division) under `cfg`.
+fn rows_for(cfg: &Config, entity: &catalog::Entity) -> u64 {
+    match entity.path.as_str() {
+        "system/divisions" => return cfg.divisions.len() as u64,
+        "current/me" => return 1,
+        "sync/deleted" => return 0,
+        _ => {}
+    }
+    let table = App::table(entity);
+    for (k, v) in &cfg.rows {
+        let k = k.trim_matches('/').to_lowercase();
+        if k == entity.path || k.rsplit('/').next() == Some(table.as_str()) {
+            return *v;
+        }
+    }
+    cfg.rows_per_entity
 }
 
 /// The server (see [`FakeExact::start`]).
@@ -303,7 +313,8 @@ impl FakeExact {
     }
 
     pub fn try_start(config: Config) -> Result<Handle, String> {
-        let catalog = Catalog::load(&config.metadata_dir)?;
+        let mut catalog = Catalog::load(&config.metadata_dir)?;
+        catalog.set_ref_rows(|e| rows_for(&config, e));
         let listener = std::net::TcpListener::bind(config.addr)
             .map_err(|e| format!("bind {}: {e}", config.addr))?;
         listener.set_nonblocking(true).map_err(|e| e.to_string())?;
