@@ -561,3 +561,30 @@ fn sql_names_golden() {
         insta::assert_snapshot!(format!("sql_names_{name}"), names_report(&tables));
     }
 }
+
+#[test]
+fn concurrent_builds_write_one_history() {
+    let root = tmp("concurrent");
+    let nw = service(
+        "northwind",
+        vec![corpus("northwind-v2__service.xml")],
+        false,
+    );
+    let (m, t) = model_tables(&nw);
+    let written: usize = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    Migrations::new(&root)
+                        .migrate_service("northwind", Some(&m), &t, MigrateOptions::default())
+                        .unwrap()
+                        .written
+                        .len()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    assert_eq!(written, 2, "runtime + create, once");
+    assert_eq!(Migrations::new(&root).verify().unwrap().migrations.len(), 2);
+}

@@ -554,6 +554,9 @@ impl Migrations {
         tables: &[TableDef],
         opts: MigrateOptions,
     ) -> Result<Outcome, MigrateError> {
+        // Two builds (say `cargo clippy` and `cargo test`) may run the generated crate's build
+        // script at once: one writer at a time.
+        let _lock = RootLock::acquire(&self.root)?;
         let mut history = self.verify()?;
         let mut outcome = Outcome::default();
         // The runtime's tables come first (migration 0001 on a new history).
@@ -705,6 +708,56 @@ impl Migrations {
             files: order,
             report: plan.report(),
         })
+    }
+}
+
+/// A lock file per migrations folder, created exclusively in the temporary directory (not in
+/// the folder: build.rs watches it, and a file coming and going there would rerun every build);
+/// removed on drop. A lock older than two minutes is left over from a killed process.
+struct RootLock(PathBuf);
+
+impl RootLock {
+    fn acquire(root: &Path) -> Result<RootLock, MigrateError> {
+        std::fs::create_dir_all(root).map_err(|e| io_err(root, e))?;
+        let canonical = root.canonicalize().map_err(|e| io_err(root, e))?;
+        let path = std::env::temp_dir().join(format!(
+            "odatagen-migrations-{:08x}.lock",
+            crate::naming::fnv1a32(canonical.to_string_lossy().as_bytes())
+        ));
+        let start = std::time::Instant::now();
+        loop {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(_) => return Ok(RootLock(path)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let stale = std::fs::metadata(&path)
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok())
+                        .is_some_and(|age| age > std::time::Duration::from_secs(120));
+                    if stale {
+                        let _ = std::fs::remove_file(&path);
+                    } else if start.elapsed() > std::time::Duration::from_secs(300) {
+                        return Err(io_err(
+                            &path,
+                            "another odatagen holds this lock (remove the file if no build is running)",
+                        ));
+                    } else {
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                    }
+                }
+                Err(e) => return Err(io_err(&path, e)),
+            }
+        }
+    }
+}
+
+impl Drop for RootLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 
