@@ -362,6 +362,9 @@ pub struct Outcome {
     pub kept: Vec<TableChange>,
     /// Model changes since the stored generation.
     pub model_diff: Option<ModelDiff>,
+    /// The stored state was rewritten without a migration (the model changed in ways the tables
+    /// do not show: documentation, Edm facets, names of types).
+    pub state_updated: bool,
 }
 
 impl Outcome {
@@ -379,7 +382,14 @@ impl Outcome {
             );
         }
         if self.written.is_empty() {
-            let _ = writeln!(s, "{service}: migrations are up to date; nothing written");
+            if self.state_updated {
+                let _ = writeln!(
+                    s,
+                    "{service}: migrations are up to date; no migration written (the stored model in state/{service}.json was updated)"
+                );
+            } else {
+                let _ = writeln!(s, "{service}: migrations are up to date; nothing written");
+            }
         }
         for k in &self.kept {
             let _ = writeln!(
@@ -609,7 +619,7 @@ impl Migrations {
         if p.changes.is_empty() {
             // Nothing for the database; keep the stored model current (write-if-changed).
             if old.is_some() {
-                self.write_state(service, model, &p.tables)?;
+                outcome.state_updated = self.write_state(service, model, &p.tables)?;
             }
             return Ok(outcome);
         }
