@@ -370,6 +370,23 @@ fn edited_missing_and_unknown_migrations_are_errors() {
     assert!(e.contains("state file was edited"), "{e}");
     std::fs::write(&s, &orig).unwrap();
     m.verify().unwrap();
+
+    // A stored model in an older format is dropped, not an error: the tables decide.
+    let mut v: serde_json::Value = serde_json::from_str(&orig).unwrap();
+    v["model"] = serde_json::json!({ "format": "from an older generator" });
+    std::fs::write(&s, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    assert!(read_state(&root, "northwind")
+        .unwrap()
+        .unwrap()
+        .model
+        .is_none());
+    let out = migrate(&root, &nw, MigrateOptions::default()).unwrap();
+    assert!(out.written.is_empty() && out.state_updated);
+    assert!(read_state(&root, "northwind")
+        .unwrap()
+        .unwrap()
+        .model
+        .is_some());
 }
 
 #[test]

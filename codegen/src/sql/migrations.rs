@@ -407,12 +407,30 @@ pub fn state_path(root: &Path, service: &str) -> PathBuf {
 }
 
 /// Reads a service's stored state (`None` when the service has none yet).
+///
+/// The stored model is read leniently: a model written by an older generator whose model format
+/// has changed since is dropped (`model: None`: no model diff), never an error; the tables must
+/// parse.
 pub fn read_state(root: &Path, service: &str) -> Result<Option<ServiceState>, MigrateError> {
+    #[derive(Deserialize)]
+    struct Raw {
+        #[serde(default, rename = "@generated")]
+        generated: String,
+        #[serde(default)]
+        model: Option<serde_json::Value>,
+        tables: Vec<TableDef>,
+    }
     let p = state_path(root, service);
     match std::fs::read_to_string(&p) {
-        Ok(text) => serde_json::from_str(&text)
-            .map(Some)
-            .map_err(|e| io_err(&p, format!("not a state file: {e}"))),
+        Ok(text) => {
+            let raw: Raw = serde_json::from_str(&text)
+                .map_err(|e| io_err(&p, format!("not a state file: {e}")))?;
+            Ok(Some(ServiceState {
+                generated: raw.generated,
+                model: raw.model.and_then(|m| serde_json::from_value(m).ok()),
+                tables: raw.tables,
+            }))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(io_err(&p, e)),
     }
