@@ -387,6 +387,23 @@ fn edited_missing_and_unknown_migrations_are_errors() {
         .unwrap()
         .model
         .is_some());
+
+    // Tables written before TableDef/ColumnDef gained a field still read (missing fields take
+    // empty values).
+    let text = std::fs::read_to_string(&s).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let t0 = v["tables"][0].as_object_mut().unwrap();
+    t0.remove("rust_type");
+    t0["columns"][0].as_object_mut().unwrap().remove("edm_type");
+    std::fs::write(&s, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    let st = read_state(&root, "northwind").unwrap().unwrap();
+    assert_eq!(st.tables[0].rust_type, "");
+    assert_eq!(st.tables[0].columns[0].edm_type, "");
+    m.verify().unwrap();
+    assert!(migrate(&root, &nw, MigrateOptions::default())
+        .unwrap()
+        .written
+        .is_empty());
 }
 
 #[test]

@@ -418,22 +418,77 @@ pub fn read_state(root: &Path, service: &str) -> Result<Option<ServiceState>, Mi
         generated: String,
         #[serde(default)]
         model: Option<serde_json::Value>,
-        tables: Vec<TableDef>,
+        tables: Vec<serde_json::Value>,
     }
     let p = state_path(root, service);
     match std::fs::read_to_string(&p) {
         Ok(text) => {
             let raw: Raw = serde_json::from_str(&text)
                 .map_err(|e| io_err(&p, format!("not a state file: {e}")))?;
+            let tables = raw
+                .tables
+                .into_iter()
+                .map(table_from_json)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| io_err(&p, format!("not a state file: {e}")))?;
             Ok(Some(ServiceState {
                 generated: raw.generated,
                 model: raw.model.and_then(|m| serde_json::from_value(m).ok()),
-                tables: raw.tables,
+                tables,
             }))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(io_err(&p, e)),
     }
+}
+
+/// A stored table; when [`TableDef`] gained fields since it was written, the missing fields take
+/// the values of an empty table/column (what a migration needs — names, types, nullability,
+/// keys, indexes — was there from the start).
+fn table_from_json(v: serde_json::Value) -> Result<TableDef, serde_json::Error> {
+    if let Ok(t) = serde_json::from_value::<TableDef>(v.clone()) {
+        return Ok(t);
+    }
+    fn merge(template: &serde_json::Value, stored: &serde_json::Value) -> serde_json::Value {
+        match (template, stored) {
+            (serde_json::Value::Object(t), serde_json::Value::Object(s)) => {
+                let mut out = t.clone();
+                for (k, v) in s {
+                    out.insert(k.clone(), v.clone());
+                }
+                serde_json::Value::Object(out)
+            }
+            (_, s) => s.clone(),
+        }
+    }
+    let column = super::schema::ColumnDef {
+        name: String::new(),
+        wire_name: None,
+        kind: super::schema::ColumnKind::Text,
+        nullable: true,
+        edm_type: String::new(),
+        sqlite_type: String::new(),
+        postgres_type: String::new(),
+    };
+    let table = TableDef {
+        name: String::new(),
+        entity: String::new(),
+        entity_set: String::new(),
+        entity_type: String::new(),
+        rust_type: String::new(),
+        division: false,
+        columns: Vec::new(),
+        primary_key: Vec::new(),
+        indexes: Vec::new(),
+    };
+    let ct = serde_json::to_value(&column)?;
+    let mut merged = merge(&serde_json::to_value(&table)?, &v);
+    if let Some(cols) = merged.get_mut("columns").and_then(|c| c.as_array_mut()) {
+        for c in cols.iter_mut() {
+            *c = merge(&ct, c);
+        }
+    }
+    serde_json::from_value(merged)
 }
 
 /// The model as stored: source paths reduced to file names, so the state does not depend on
