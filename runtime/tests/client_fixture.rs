@@ -166,6 +166,17 @@ async fn handle(addr: SocketAddr, calls: Arc<AtomicU64>, uri: Uri, headers: Head
             axum::Json(json!({"error": {"code": "", "message": {"lang": "", "value": "Forbidden - Customer's license expired."}}})),
         )
             .into_response(),
+        "/v4/Blocked" => (
+            StatusCode::TOO_MANY_REQUESTS,
+            axum::Json(json!({"error": {"code": "", "message": {"lang": "", "value": "API key blocked: more than 10 errors on this endpoint in one hour."}}})),
+        )
+            .into_response(),
+        "/v4/Html404" => (
+            StatusCode::NOT_FOUND,
+            [("content-type", "text/html")],
+            "<html><head><title>Not Found</title></head></html>",
+        )
+            .into_response(),
         "/v4/NotNumber/$count" => (StatusCode::OK, "many").into_response(),
         "/v4/Orders/$count" => (StatusCode::OK, "25").into_response(),
         _ => (StatusCode::NOT_FOUND, "not found").into_response(),
@@ -341,6 +352,20 @@ async fn error_messages_say_what_happened() {
             .contains("HTTP 403: Forbidden - Customer's license expired."),
         "{e}"
     );
+
+    // A 429 that names no reset is not a rate limit (an error-budget block, §4.4): not
+    // retried; a 4xx HTML page is an answer, not retried either.
+    let before = f.calls.load(Ordering::Relaxed);
+    let e = first_error(&c, "Blocked").await;
+    assert_eq!(e.status(), Some(429));
+    assert!(e.to_string().contains("API key blocked"), "{e}");
+    let e = first_error(&c, "Html404").await;
+    assert!(
+        e.to_string()
+            .contains("HTML page (status 404) where JSON was expected: Not Found"),
+        "{e}"
+    );
+    assert_eq!(f.calls.load(Ordering::Relaxed), before + 2, "no retries");
 
     let e = c.count(None, "NotNumber").await.unwrap_err();
     assert!(

@@ -92,9 +92,12 @@ impl ClientError {
     pub fn is_retryable(&self) -> bool {
         match self {
             ClientError::Http { status, .. } => *status >= 500 || *status == 408,
-            ClientError::Html { .. }
-            | ClientError::Truncated { .. }
-            | ClientError::Connection { .. } => true,
+            // An HTML page instead of JSON: edge/maintenance pages (2xx, 5xx, 408) are
+            // retried; a 4xx page is an answer (and counts against the error budget, §4.4).
+            ClientError::Html { status, .. } => {
+                *status >= 500 || *status == 408 || (200..300).contains(status)
+            }
+            ClientError::Truncated { .. } | ClientError::Connection { .. } => true,
             ClientError::InvalidJson { syntax, .. } => *syntax,
             _ => false,
         }

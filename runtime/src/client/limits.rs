@@ -120,8 +120,10 @@ impl Limits {
     }
 
     /// After a 429: the time to wait for (the reset the answer names: the minutely one when
-    /// the minutely count is exhausted, else the daily one, else `Retry-After`, else a minute).
-    pub(crate) fn on_429(&self, division: Option<i32>, h: &HeaderMap, now: i64) -> i64 {
+    /// the minutely count is exhausted, else the daily one, else `Retry-After`). `None` when
+    /// the answer names no reset at all: not a rate limit (§4.3 always sends the headers of
+    /// the exhausted limit) but e.g. an error-budget block (§4.4), which must not be retried.
+    pub(crate) fn on_429(&self, division: Option<i32>, h: &HeaderMap, now: i64) -> Option<i64> {
         let minutely = (header_i64(h, "x-ratelimit-minutely-remaining") == Some(0))
             .then(|| header_i64(h, "x-ratelimit-minutely-reset"))
             .flatten();
@@ -129,16 +131,17 @@ impl Limits {
             .then(|| header_i64(h, "x-ratelimit-reset"))
             .flatten();
         let retry_after = header_i64(h, "retry-after").map(|s| now + s * 1000);
-        let until = minutely
+        let named = minutely
             .or(daily)
             .or(header_i64(h, "x-ratelimit-minutely-reset"))
-            .or(retry_after)
-            .filter(|u| *u > now)
-            .unwrap_or(now + 60_000);
+            .or(header_i64(h, "x-ratelimit-reset"))
+            .or(retry_after)?;
+        // A reset already past (clock skew): wait a second rather than call at once.
+        let until = named.max(now + 1_000);
         let mut map = self.rate.lock().unwrap_or_else(|e| e.into_inner());
         let s = map.entry(division).or_default();
         s.blocked_until = Some(s.blocked_until.map_or(until, |b| b.max(until)));
-        until
+        Some(until)
     }
 
     pub(crate) fn info(&self, division: Option<i32>) -> RateLimitInfo {

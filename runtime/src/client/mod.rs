@@ -557,8 +557,10 @@ impl Client {
                     let status = resp.status().as_u16();
                     let headers = resp.headers().clone();
                     inner.limits.update(req.division, &headers);
-                    if status == 429 {
-                        let until = inner.limits.on_429(req.division, &headers, clock.now_ms());
+                    let reset = (status == 429)
+                        .then(|| inner.limits.on_429(req.division, &headers, clock.now_ms()))
+                        .flatten();
+                    if let Some(until) = reset {
                         drop(resp);
                         waits_429 += 1;
                         warn!(url = %url_s, until_ms = until, "429 Too Many Requests: waiting for the reset");
