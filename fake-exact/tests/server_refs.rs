@@ -143,3 +143,40 @@ fn invoice_lines_contacts_and_variants_refer_to_existing_rows() {
     assert_eq!(results(&q)[0]["ID"], results(&q)[0]["QuotationID"]);
     assert_eq!(results(&q)[0]["ID"], results(&crm)[0]["QuotationID"]);
 }
+
+/// §2.2: generated rows are written by a direct JSON writer, changed rows by the general one;
+/// both give the same row shape: `__metadata` (uri with the key, type), every property in
+/// `$metadata` order, `__deferred` links under the row's uri. A row updated with its own
+/// values reads back equal apart from Modified/Timestamp.
+#[test]
+fn generated_and_changed_rows_have_the_same_shape() {
+    let api = start(config());
+    let before = api.get_json("crm/Accounts?$top=3", 200);
+    let row1 = results(&before)[1].clone();
+    let key = api.h.key_literal("crm/Accounts", DIV, 1).unwrap();
+    api.control(
+        "POST",
+        "mutate",
+        Some(
+            serde_json::json!({"entity": "crm/Accounts", "division": DIV, "op": "update",
+            "key": key, "fields": {"Name": row1["Name"].clone()}}),
+        ),
+    );
+    let after = api.get_json("crm/Accounts?$top=3", 200);
+    let (plain, changed) = (&results(&after)[0], &results(&after)[1]);
+    let names = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(names(plain), names(changed));
+    assert_eq!(plain["__metadata"]["type"], changed["__metadata"]["type"]);
+    let uri = changed["__metadata"]["uri"].as_str().unwrap();
+    assert!(uri.ends_with(&format!("/crm/Accounts({key})")), "{uri}");
+    assert_eq!(
+        changed["BankAccounts"]["__deferred"]["uri"],
+        format!("{uri}/BankAccounts")
+    );
+    for (k, v) in row1.as_object().unwrap() {
+        if k != "Modified" {
+            assert_eq!(&changed[k], v, "{k}");
+        }
+    }
+    assert_eq!(results(&after)[0], results(&before)[0]);
+}

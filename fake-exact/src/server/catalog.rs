@@ -76,6 +76,40 @@ pub struct Prop {
     pub hash: u64,
     /// The name, lower-cased.
     pub lname: String,
+    /// What generated text a String property holds (decided once from the name).
+    pub text: TextKind,
+}
+
+/// The kind of generated text of a String property, from its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextKind {
+    /// `Code`, `…Account…Code`: right-aligned fixed-width codes (§2.5).
+    Code,
+    /// `…Name…`, `…Description…`: names with Unicode, quotes and ampersands.
+    Name,
+    Email,
+    /// `Country`: padded `"NL "`.
+    Country,
+    Currency,
+    Word,
+}
+
+impl TextKind {
+    pub fn of(name: &str, lname: &str) -> TextKind {
+        if name == "Code" || lname.ends_with("code") && lname.contains("account") {
+            TextKind::Code
+        } else if lname.contains("name") || lname.contains("description") {
+            TextKind::Name
+        } else if lname.contains("email") {
+            TextKind::Email
+        } else if lname == "country" {
+            TextKind::Country
+        } else if lname.contains("currency") {
+            TextKind::Currency
+        } else {
+            TextKind::Word
+        }
+    }
 }
 
 /// One servable entity set.
@@ -210,6 +244,7 @@ impl Catalog {
                                 is_key: key_names.contains(&p.name),
                                 hash: fnv1a(&p.name),
                                 lname: p.name.to_ascii_lowercase(),
+                                text: TextKind::of(&p.name, &p.name.to_ascii_lowercase()),
                             })
                             .collect();
                         let keys = key_names

@@ -275,12 +275,12 @@ impl App {
     }
 
     pub fn gen<'a>(&self, entity: &'a catalog::Entity, division: i32) -> gen::Gen<'a> {
-        gen::Gen {
-            seed: self.cfg.seed,
+        gen::Gen::new(
+            self.cfg.seed,
             entity,
             division,
-            table_hash: catalog::fnv1a(&Self::table(entity)),
-        }
+            catalog::fnv1a(&Self::table(entity)),
+        )
     }
 }
 
