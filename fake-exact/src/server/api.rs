@@ -670,6 +670,12 @@ fn finish(
     out.into_response(cut)
 }
 
+/// Whether [`special`] gives any value for this entity (Divisions, Me); rows of the other
+/// entities are plain generated rows, written by the direct JSON writer.
+pub(crate) fn has_special(entity: &Entity) -> bool {
+    matches!(entity.path.as_str(), "system/divisions" | "current/me")
+}
+
 /// Divisions are keyed by their code; Me and Divisions get realistic fixed values.
 pub(crate) fn special<'a>(
     app: &'a App,
@@ -777,7 +783,7 @@ impl<'a> RowCtx<'a> {
             set_uri_json,
             type_tail,
             heads,
-            plain: !matches!(entity.path.as_str(), "system/divisions" | "current/me"),
+            plain: !has_special(entity),
         }
     }
 
