@@ -109,6 +109,41 @@ async fn low_minutely_limit_is_paced_and_429s_are_waited_out() {
     );
 }
 
+/// With a reserve of 1 call per minute (for other processes of the app), one client on a
+/// limit of 4 a minute uses 3 a minute and never meets a 429.
+#[tokio::test]
+async fn rate_limit_reserve_leaves_calls_unused_and_avoids_429() {
+    let h = start(Config {
+        rows: rows(&[("Accounts", 60)]),
+        page_size: 10,
+        minutely_limit: 4,
+        clock: Clock::starting_at(T0, 120.0),
+        ..Config::default()
+    });
+    let c = client(
+        &h,
+        store_for(&h),
+        odata_runtime::client::ClientOptions {
+            rate_limit_reserve: 1,
+            ..fast_options()
+        },
+    );
+    let got = c
+        .rows::<Account>(DIV)
+        .endpoint("crm/Accounts")
+        .stream()
+        .try_collect::<Vec<_>>()
+        .await
+        .expect("rows");
+    assert_eq!(got.len(), 60);
+    let stats = h.stats();
+    assert_eq!(stats.rate_limited, 0, "paced by the headers alone");
+    assert!(stats.violations.is_empty(), "{:?}", stats.violations);
+    assert!(c.rate_limit(DIV).minutely_remaining >= Some(1));
+    // 6 calls at 3 a minute: the second window was waited for
+    assert!(h.clock().now_ms() - T0 >= 60_000);
+}
+
 /// 400s count against the endpoint's hourly budget (§4.4): the client stops the endpoint
 /// after 8 errors with a clear message, so the fake's block (after 10) never happens; other
 /// endpoints are unaffected.

@@ -49,8 +49,15 @@ fn header_i64(h: &HeaderMap, k: &str) -> Option<i64> {
 }
 
 impl Limits {
-    /// Reserves one call for `division`, or returns the time (epoch ms) to wait for.
-    pub(crate) fn try_acquire(&self, division: Option<i32>, now: i64) -> Result<(), i64> {
+    /// Reserves one call for `division`, or returns the time (epoch ms) to wait for. A count
+    /// at or below `reserve` counts as exhausted (calls left for other processes of the app,
+    /// which draw from the same counters, §4.3).
+    pub(crate) fn try_acquire(
+        &self,
+        division: Option<i32>,
+        now: i64,
+        reserve: u64,
+    ) -> Result<(), i64> {
         let mut map = self.rate.lock().unwrap_or_else(|e| e.into_inner());
         let s = map.entry(division).or_default();
         if let Some(until) = s.blocked_until {
@@ -67,17 +74,17 @@ impl Limits {
             s.minutely_remaining = None;
             s.minutely_reset = None;
         }
-        if s.daily_remaining == Some(0) {
+        if s.daily_remaining.is_some_and(|r| r <= reserve) {
             return Err(s.daily_reset.unwrap_or(now + 60_000));
         }
-        if s.minutely_remaining == Some(0) {
+        if s.minutely_remaining.is_some_and(|r| r <= reserve) {
             return Err(s.minutely_reset.unwrap_or(now + 60_000));
         }
         if let Some(r) = &mut s.minutely_remaining {
-            *r -= 1;
+            *r = r.saturating_sub(1);
         }
         if let Some(r) = &mut s.daily_remaining {
-            *r -= 1;
+            *r = r.saturating_sub(1);
         }
         Ok(())
     }
@@ -216,12 +223,15 @@ mod tests {
             "x-ratelimit-minutely-reset",
             HeaderValue::from_static("60000"),
         );
-        assert!(l.try_acquire(Some(1), 0).is_ok());
+        assert!(l.try_acquire(Some(1), 0, 0).is_ok());
         l.update(Some(1), &h);
-        assert!(l.try_acquire(Some(1), 10).is_ok());
-        assert_eq!(l.try_acquire(Some(1), 20), Err(60_000));
-        assert!(l.try_acquire(Some(2), 20).is_ok());
-        assert!(l.try_acquire(Some(1), 60_000).is_ok());
+        assert!(l.try_acquire(Some(1), 10, 0).is_ok());
+        assert_eq!(l.try_acquire(Some(1), 20, 0), Err(60_000));
+        assert!(l.try_acquire(Some(2), 20, 0).is_ok());
+        assert!(l.try_acquire(Some(1), 60_000, 0).is_ok());
+        // a reserve of 1: the last call of a window is left alone
+        l.update(Some(3), &h);
+        assert_eq!(l.try_acquire(Some(3), 0, 1), Err(60_000));
         for t in 0..3 {
             l.record_error("crm/accounts", Some(1), t);
         }

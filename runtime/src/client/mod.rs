@@ -104,6 +104,10 @@ pub struct ClientOptions {
     pub max_rate_limit_wait: Duration,
     /// How many 429 answers one request may wait out.
     pub max_429_waits: u32,
+    /// Calls per minute and per day to leave unused in each division (for other processes of
+    /// the same app, which share Exact's counters, §4.3): the client waits for the reset when
+    /// a remaining count reaches this. 0 uses the whole limit.
+    pub rate_limit_reserve: u64,
     /// Refresh the access token when less than this remains (§3: ~30 s).
     pub refresh_margin: Duration,
     /// Never refresh an access token younger than this (§3: Exact refuses within 570 s).
@@ -122,6 +126,7 @@ impl Default for ClientOptions {
             error_budget_per_hour: 8,
             max_rate_limit_wait: Duration::from_secs(120),
             max_429_waits: 10,
+            rate_limit_reserve: 0,
             refresh_margin: Duration::from_secs(30),
             min_token_age: Duration::from_secs(570),
             request_timeout: Duration::from_secs(300),
@@ -513,7 +518,10 @@ impl Client {
             // Rate limits (§4.1–4.3): do not send while a count is exhausted.
             loop {
                 let now = clock.now_ms();
-                match inner.limits.try_acquire(req.division, now) {
+                match inner
+                    .limits
+                    .try_acquire(req.division, now, opts.rate_limit_reserve)
+                {
                     Ok(()) => break,
                     Err(until) => {
                         let wait = until - now;
