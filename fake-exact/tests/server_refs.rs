@@ -1,7 +1,8 @@
 //! Referential integrity of the generated data (issue 5: "TransactionLines referring to
 //! existing GLAccounts and Accounts"), through HTTP: a Guid property naming another entity set
 //! holds the key of an existing row of that set in the same division, and its `…Code`,
-//! `…Name`, `…Description` siblings are that row's values (rule: `Catalog::link`).
+//! `…Name`, `…Description` siblings are that row's values; a String `XCode` without a Guid `X`
+//! is the `Code` of an existing `Xs` row (rule: `Catalog::link`).
 
 mod server_common;
 
@@ -32,6 +33,7 @@ fn config() -> Config {
     c.rows.insert("SalesInvoices".into(), 20);
     c.rows.insert("SalesInvoiceLines".into(), 90);
     c.rows.insert("Contacts".into(), 70);
+    c.rows.insert("Journals".into(), 12);
     c
 }
 
@@ -85,6 +87,30 @@ fn transaction_lines_refer_to_existing_glaccounts_and_accounts() {
             .count();
         assert!(set > 300, "{set} of 400 lines have a GLAccount");
     }
+    // code references: JournalCode is the Code of an existing Journal, JournalDescription its
+    // Description
+    let journals = api.get_json("financial/Journals?$select=Code,Description", 200);
+    assert_eq!(results(&journals).len(), 12);
+    // (every non-key property of the derived $metadata is nullable, Code included)
+    let journals: BTreeMap<&str, &Value> = results(&journals)
+        .iter()
+        .filter_map(|r| Some((r["Code"].as_str()?, r)))
+        .collect();
+    let lines = api.get_json(
+        "bulk/Financial/TransactionLines?$select=ID,JournalCode,JournalDescription",
+        200,
+    );
+    let mut seen = BTreeSet::new();
+    for l in results(&lines) {
+        if let Some(code) = l["JournalCode"].as_str() {
+            let j = journals
+                .get(code)
+                .unwrap_or_else(|| panic!("journal {code:?} does not exist"));
+            assert_eq!(l["JournalDescription"], j["Description"]);
+            seen.insert(code);
+        }
+    }
+    assert!(seen.len() >= journals.len() - 2, "{seen:?}");
     // the regular endpoint serves the same references as the bulk one
     let page = api.get_json(
         "financialtransaction/TransactionLines?$select=ID,GLAccount,Account",

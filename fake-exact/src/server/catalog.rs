@@ -151,8 +151,18 @@ pub enum Derived {
         table_hash: u64,
         rows: u64,
     },
+    /// A code reference (a String `XCode` without a Guid `X`): the `prop` (`Code`) of an
+    /// existing generated row of entity set `table`, chosen with `hash` (of `X`).
+    CodeRef {
+        table: String,
+        table_hash: u64,
+        rows: u64,
+        hash: u64,
+        prop: Prop,
+    },
     /// The value of `prop` of the row that the reference property `via` (an index into
-    /// `props`, a [`Derived::Ref`]) points at, e.g. `GLAccountCode` = the GLAccount's `Code`.
+    /// `props`, a [`Derived::Ref`] or [`Derived::CodeRef`]) points at, e.g. `GLAccountCode` =
+    /// the GLAccount's `Code`.
     Copy { via: usize, prop: Prop },
 }
 
@@ -298,17 +308,23 @@ impl Catalog {
     /// 3. in a set `HLines`, a non-key Guid property named like the key of the header set
     ///    `Hs` (`Hes`, `Hies`) refers to it: `SalesInvoiceLines.InvoiceID` → `SalesInvoices`,
     ///    `SalesOrderLines.OrderID` → `SalesOrders`, `TransactionLines.EntryID` → `Transactions`;
-    /// 4. a non-Guid property `B` + `S` of an entity with a reference `B` or `BID` (longest `B`
-    ///    wins) copies the target's property `S` (or, failing that, the target's property
+    /// 4. a String property `XCode` of an entity without a Guid `X`/`XID` is a code reference:
+    ///    the `Code` of a row of `Xs` (`Xes`, `Xies`) when that set qualifies as in 2 and has a
+    ///    non-key String `Code`: `TransactionLines.JournalCode` = a Journal's `Code`,
+    ///    `UnitCode` = a Unit's `Code`;
+    /// 5. a non-Guid property `B` + `S` of an entity with a reference `B` or `BID`, or a code
+    ///    reference `BCode` (longest `B` wins), copies the target's property `S` (or, failing that, the target's property
     ///    named `B` + `S`) when it has the same Edm type and is plain (not a key, `Modified`,
     ///    `Timestamp`, `Division`, `Created` or itself derived): `GLAccountCode` = the
     ///    GLAccount's `Code`, `AccountName` = the Account's `Name`, `ItemDescription` = the
-    ///    Item's `Description`, `InvoiceNumber` of a line = its invoice's `InvoiceNumber`.
+    ///    Item's `Description`, `InvoiceNumber` of a line = its invoice's `InvoiceNumber`,
+    ///    `JournalDescription` = the Journal's `Description` (the row of `JournalCode`).
     ///
     /// The referenced row is generated row `mix(seed, table, division, i, property) % rows`
     /// of the target in the same division (a test mutation may delete it later, as a user
     /// could in Exact). A nullable reference is `null` as often as any nullable property
-    /// (1 in 10); its copies are then `null` too.
+    /// (1 in 10); its copies are then `null` too. Rows of a code reference are chosen with
+    /// the hash of `X` instead of the property's.
     pub fn link(&mut self) {
         let single_guid_key = |e: &Entity| {
             (e.keys.len() == 1 && e.props[e.keys[0]].edm == Edm::Guid)
@@ -375,6 +391,43 @@ impl Catalog {
                     });
                 }
             }
+            // 4. `XCode` (String) without a Guid reference `X`/`XID` → the `Code` of a row of `Xs`
+            for (pi, p) in e.props.iter().enumerate() {
+                let Some(x) = p.name.strip_suffix("Code") else {
+                    continue;
+                };
+                if x.is_empty() || p.is_key || p.edm != Edm::String {
+                    continue;
+                }
+                let guid_ref = [x.to_string(), format!("{x}ID")]
+                    .iter()
+                    .any(|n| e.prop(n).is_some_and(|g| e.props[g].edm == Edm::Guid));
+                if guid_ref {
+                    continue;
+                }
+                let Some(t) = plurals(x).into_iter().find(|s| targetable(s)) else {
+                    continue;
+                };
+                let code = self
+                    .entities
+                    .values()
+                    .filter(|v| v.set_name == t)
+                    .find_map(|v| {
+                        let ci = v.prop("Code")?;
+                        let c = &v.props[ci];
+                        (c.edm == Edm::String && !c.is_key).then(|| c.clone())
+                    });
+                if let Some(prop) = code {
+                    let table = t.to_lowercase();
+                    derived[pi] = Some(Derived::CodeRef {
+                        table_hash: fnv1a(&table),
+                        table,
+                        rows: 0,
+                        hash: fnv1a(x),
+                        prop,
+                    });
+                }
+            }
             all.insert(path.clone(), derived);
         }
         // 4. copies of the target's plain properties
@@ -391,13 +444,16 @@ impl Catalog {
                 }
                 let mut best: Option<(usize, &str, &str)> = None; // (via, base, table)
                 for (pi, d) in derived.iter().enumerate() {
-                    let Some(Derived::Ref { table, .. }) = d else {
-                        continue;
-                    };
                     let name = &e.props[pi].name;
-                    let base = match name.strip_suffix("ID") {
-                        Some(b) if !b.is_empty() => b,
-                        _ => name.as_str(),
+                    let (table, base) = match d {
+                        Some(Derived::Ref { table, .. }) => match name.strip_suffix("ID") {
+                            Some(b) if !b.is_empty() => (table, b),
+                            _ => (table, name.as_str()),
+                        },
+                        Some(Derived::CodeRef { table, .. }) => {
+                            (table, name.strip_suffix("Code").unwrap_or(name))
+                        }
+                        _ => continue,
                     };
                     if q.name.len() > base.len()
                         && q.name.starts_with(base)
@@ -453,7 +509,7 @@ impl Catalog {
         }
         for e in self.entities.values_mut() {
             for d in e.derived.iter_mut().flatten() {
-                if let Derived::Ref { table, rows, .. } = d {
+                if let Derived::Ref { table, rows, .. } | Derived::CodeRef { table, rows, .. } = d {
                     *rows = by_table.get(table.as_str()).copied().unwrap_or(0);
                 }
             }
@@ -537,6 +593,13 @@ mod tests {
             derived(&c, "sync/CRM/Quotations", "QuotationID"),
             Some(&Derived::OwnKey)
         );
+        // code references
+        match derived(&c, "financialtransaction/TransactionLines", "JournalCode") {
+            Some(Derived::CodeRef { table, prop, .. }) => {
+                assert_eq!((table.as_str(), prop.name.as_str()), ("journals", "Code"))
+            }
+            other => panic!("JournalCode: {other:?}"),
+        }
         // copies of the target's plain properties
         let e = c.entity("financialtransaction/TransactionLines").unwrap();
         for (prop, via, from) in [
@@ -545,6 +608,7 @@ mod tests {
             ("AccountCode", "Account", "Code"),
             ("AccountName", "Account", "Name"),
             ("ItemDescription", "Item", "Description"),
+            ("JournalDescription", "JournalCode", "Description"),
         ] {
             match derived(&c, &e.path, prop) {
                 Some(Derived::Copy { via: v, prop: p }) => {

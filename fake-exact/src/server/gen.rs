@@ -283,19 +283,26 @@ impl<'a> Gen<'a> {
         key_guid(self.base(), i, key_no)
     }
 
-    /// Index of the row that reference property `pi` (a [`Derived::Ref`]) of row `i` points
-    /// at, and the target's base hash; `None` when the target has no rows.
+    /// Index of the row that reference property `pi` (a [`Derived::Ref`] or
+    /// [`Derived::CodeRef`]) of row `i` points at, and the target's base hash; `None` when the
+    /// target has no rows.
     fn ref_target(&self, pi: usize, i: u64) -> Option<(u64, u64)> {
-        let Some(Derived::Ref {
-            table_hash, rows, ..
-        }) = &self.entity.derived[pi]
-        else {
-            return None;
+        let (table_hash, rows, hash) = match &self.entity.derived[pi] {
+            Some(Derived::Ref {
+                table_hash, rows, ..
+            }) => (table_hash, rows, self.entity.props[pi].hash),
+            Some(Derived::CodeRef {
+                table_hash,
+                rows,
+                hash,
+                ..
+            }) => (table_hash, rows, *hash),
+            _ => return None,
         };
         if *rows == 0 {
             return None;
         }
-        let j = mix4(self.base(), i, self.entity.props[pi].hash, 3) % rows;
+        let j = mix4(self.base(), i, hash, 3) % rows;
         Some((j, table_base(self.seed, *table_hash, self.division)))
     }
 
@@ -400,6 +407,10 @@ impl<'a> Gen<'a> {
                 Some((j, base)) if !self.is_null(p, i) => push_key_guid_json(out, base, j, 0),
                 _ => out.push_str("null"),
             },
+            Some(Derived::CodeRef { prop, .. }) => match self.ref_target(pi, i) {
+                Some((j, base)) if !self.is_null(p, i) => write_plain_json(out, base, prop, j),
+                _ => out.push_str("null"),
+            },
             Some(Derived::Copy { via, prop }) => match self.ref_target(*via, i) {
                 Some(_) if self.is_null(&e.props[*via], i) && p.nullable => out.push_str("null"),
                 Some((j, base)) => write_plain_json(out, base, prop, j),
@@ -447,6 +458,15 @@ impl<'a> Gen<'a> {
                 }
                 return match self.ref_target(pi, i) {
                     Some((j, base)) => Val::Str(key_guid(base, j, 0)),
+                    None => Val::Null,
+                };
+            }
+            Some(Derived::CodeRef { prop, .. }) => {
+                if self.is_null(p, i) {
+                    return Val::Null;
+                }
+                return match self.ref_target(pi, i) {
+                    Some((j, base)) => plain_value(base, prop, j),
                     None => Val::Null,
                 };
             }

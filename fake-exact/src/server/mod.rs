@@ -16,7 +16,8 @@
 //!   (`TransactionLines.GLAccount` → `GLAccounts`, `.Account` → `Accounts`,
 //!   `SalesInvoiceLines.InvoiceID` → `SalesInvoices`, …) holds the key of an existing generated
 //!   row of that set in the same division, and its `…Code`/`…Name`/`…Description` siblings
-//!   are that row's values; the rule is documented at [`catalog::Catalog::link`].
+//!   are that row's values; a String `…Code` without such a Guid (`JournalCode`) is the `Code`
+//!   of an existing row. The rule is documented at [`catalog::Catalog::link`].
 //!
 //! ```no_run
 //! use fake_exact::{Clock, Config, FakeExact};
