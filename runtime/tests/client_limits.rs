@@ -185,6 +185,34 @@ async fn error_budget_stops_the_endpoint_before_the_limit() {
     assert_eq!(n, 10);
 }
 
+/// Twelve concurrent bad requests on one endpoint: calls in flight count against the budget
+/// too, so no more than 8 reach the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_budget_holds_under_concurrency() {
+    let h = start(Config::default());
+    let c = client(&h, store_for(&h), fast_options());
+    let tasks = (0..12).map(|_| {
+        let c = c.clone();
+        tokio::spawn(async move {
+            c.raw_rows(DIV, "financial/GLAccounts")
+                .select(["NoSuchField"])
+                .stream()
+                .try_collect::<Vec<_>>()
+                .await
+                .unwrap_err()
+        })
+    });
+    let errors = futures_util::future::join_all(tasks).await;
+    let budget = errors
+        .iter()
+        .filter(|e| matches!(e.as_ref().unwrap(), ClientError::ErrorBudget { .. }))
+        .count();
+    let stats = h.stats();
+    assert_eq!(stats.errors.get(&400), Some(&8));
+    assert_eq!(budget, 4);
+    assert!(stats.violations.is_empty(), "{:?}", stats.violations);
+}
+
 /// A 401 "access token expired" for a token that is not (fault injection): the client does not
 /// refresh early (570-second rule, §3); it retries with the token it has (at most twice).
 #[tokio::test]

@@ -38,10 +38,17 @@ pub struct RateLimitInfo {
 /// (endpoint, division) of the error budget.
 type ErrorKey = (String, Option<i32>);
 
+/// Errors of the last hour and calls in flight of one [`ErrorKey`].
+#[derive(Debug, Default)]
+struct Budget {
+    errors: VecDeque<i64>,
+    in_flight: usize,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Limits {
     rate: Mutex<HashMap<Option<i32>, RateState>>,
-    errors: Mutex<HashMap<ErrorKey, VecDeque<i64>>>,
+    errors: Mutex<HashMap<ErrorKey, Budget>>,
 }
 
 fn header_i64(h: &HeaderMap, k: &str) -> Option<i64> {
@@ -162,34 +169,55 @@ impl Limits {
         }
     }
 
-    /// `Err((errors, retry_at_ms))` when `endpoint` in `division` has used `budget` errors in
-    /// the last hour.
+    /// Takes a slot to call `endpoint` in `division`: `Ok(Some(slot))` to go (the slot is
+    /// released when dropped, after the answer was recorded); `Ok(None)` to wait because the
+    /// errors of the last hour plus the calls in flight (each may still fail) reach `budget`;
+    /// `Err((errors, retry_at_ms))` when the errors alone reach it.
     pub(crate) fn check_budget(
         &self,
         endpoint: &str,
         division: Option<i32>,
         now: i64,
         budget: usize,
-    ) -> Result<(), (usize, i64)> {
+    ) -> Result<Option<InFlight<'_>>, (usize, i64)> {
+        let key = (endpoint.to_string(), division);
         let mut map = self.errors.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(q) = map.get_mut(&(endpoint.to_string(), division)) else {
-            return Ok(());
-        };
-        while q.front().is_some_and(|t| *t <= now - HOUR_MS) {
-            q.pop_front();
+        let b = map.entry(key.clone()).or_default();
+        while b.errors.front().is_some_and(|t| *t <= now - HOUR_MS) {
+            b.errors.pop_front();
         }
-        if q.len() >= budget {
-            let retry_at = q.front().copied().unwrap_or(now) + HOUR_MS;
-            return Err((q.len(), retry_at));
+        if b.errors.len() >= budget {
+            let retry_at = b.errors.front().copied().unwrap_or(now) + HOUR_MS;
+            return Err((b.errors.len(), retry_at));
         }
-        Ok(())
+        if b.errors.len() + b.in_flight >= budget {
+            return Ok(None);
+        }
+        b.in_flight += 1;
+        Ok(Some(InFlight { limits: self, key }))
     }
 
     pub(crate) fn record_error(&self, endpoint: &str, division: Option<i32>, now: i64) {
         let mut map = self.errors.lock().unwrap_or_else(|e| e.into_inner());
         map.entry((endpoint.to_string(), division))
             .or_default()
+            .errors
             .push_back(now);
+    }
+}
+
+/// A call in flight on an (endpoint, division) of the error budget; released on drop.
+pub(crate) struct InFlight<'a> {
+    limits: &'a Limits,
+    key: ErrorKey,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut map = self.limits.errors.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(b) = map.get_mut(&self.key) {
+            b.in_flight = b.in_flight.saturating_sub(1);
+        }
     }
 }
 
@@ -236,12 +264,23 @@ mod tests {
             l.record_error("crm/accounts", Some(1), t);
         }
         assert_eq!(
-            l.check_budget("crm/accounts", Some(1), 5, 3),
-            Err((3, HOUR_MS))
+            l.check_budget("crm/accounts", Some(1), 5, 3).err(),
+            Some((3, HOUR_MS))
         );
-        assert!(l
-            .check_budget("crm/accounts", Some(1), HOUR_MS + 1, 3)
-            .is_ok());
+        {
+            // after the hour: 1 error left (t=2), so two calls may be in flight, not three
+            let a = l.check_budget("crm/accounts", Some(1), HOUR_MS + 1, 3);
+            let b = l.check_budget("crm/accounts", Some(1), HOUR_MS + 1, 3);
+            assert!(matches!((&a, &b), (Ok(Some(_)), Ok(Some(_)))));
+            assert!(matches!(
+                l.check_budget("crm/accounts", Some(1), HOUR_MS + 1, 3),
+                Ok(None)
+            ));
+        }
+        assert!(matches!(
+            l.check_budget("crm/accounts", Some(1), HOUR_MS + 1, 3),
+            Ok(Some(_))
+        ));
         assert_eq!(endpoint_key("/CRM/Accounts(guid'x')"), "crm/accounts");
         assert_eq!(endpoint_key("crm/Accounts/$count"), "crm/accounts");
     }

@@ -500,21 +500,28 @@ impl Client {
         let mut auth_retries = 0u32;
         let mut rejected: Option<Secret> = None;
         loop {
-            // Error budget (§4.4).
-            let now = clock.now_ms();
-            if let Err((errors, retry_at)) = inner.limits.check_budget(
-                req.endpoint,
-                req.division,
-                now,
-                opts.error_budget_per_hour,
-            ) {
-                return Err(ClientError::ErrorBudget {
-                    endpoint: req.endpoint.to_string(),
-                    division: req.division.map_or("-".into(), |d| d.to_string()),
-                    errors,
-                    retry_in_s: (retry_at - now + 999) / 1000,
-                });
-            }
+            // Error budget (§4.4): errors of the last hour plus calls in flight (each may
+            // still fail) stay below the budget; the slot is held until the answer is recorded.
+            let _slot = loop {
+                let now = clock.now_ms();
+                match inner.limits.check_budget(
+                    req.endpoint,
+                    req.division,
+                    now,
+                    opts.error_budget_per_hour,
+                ) {
+                    Ok(Some(slot)) => break slot,
+                    Ok(None) => clock.sleep(Duration::from_millis(50)).await,
+                    Err((errors, retry_at)) => {
+                        return Err(ClientError::ErrorBudget {
+                            endpoint: req.endpoint.to_string(),
+                            division: req.division.map_or("-".into(), |d| d.to_string()),
+                            errors,
+                            retry_in_s: (retry_at - now + 999) / 1000,
+                        })
+                    }
+                }
+            };
             // Rate limits (§4.1–4.3): do not send while a count is exhausted.
             loop {
                 let now = clock.now_ms();
