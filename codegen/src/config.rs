@@ -180,10 +180,30 @@ pub struct ServiceToml {
     /// `Namespace.Type/Property` → Rust type overrides.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub properties: BTreeMap<String, RustType>,
+    /// SQL type overrides per backend and column kind:
+    /// `[sql.postgres]` `Duration = "INTERVAL"`, `[sql.sqlite]` `Decimal = "NUMERIC"`.
+    #[serde(default, skip_serializing_if = "SqlOverrides::is_empty")]
+    pub sql: SqlOverrides,
     /// Pinned Rust names: `"Namespace.Type" = "RustType"`, `"Namespace.Type/Property" = "field"`.
     /// They replace what the naming pipeline would derive (collisions are still resolved).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub rename: BTreeMap<String, String>,
+}
+
+/// `[sql.sqlite]` and `[sql.postgres]` of service.toml.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlOverrides {
+    #[serde(default)]
+    pub sqlite: BTreeMap<crate::sql::ColumnKind, String>,
+    #[serde(default)]
+    pub postgres: BTreeMap<crate::sql::ColumnKind, String>,
+}
+
+impl SqlOverrides {
+    pub fn is_empty(&self) -> bool {
+        self.sqlite.is_empty() && self.postgres.is_empty()
+    }
 }
 
 fn default_auth() -> String {
@@ -322,6 +342,27 @@ mod tests {
         .unwrap();
         assert!(s.has_divisions());
         assert_eq!(s.types["Edm.Decimal"].rust, "f64");
+        let s = ServiceToml::parse(
+            Path::new("service.toml"),
+            "[sql.postgres]\nDuration = \"INTERVAL\"\n[sql.sqlite]\nDecimal = \"NUMERIC\"\n",
+        )
+        .unwrap();
+        let t = crate::sql::SqlTypes::default().with_overrides(Some(&s.sql));
+        use crate::sql::{Backend, ColumnKind};
+        assert_eq!(
+            t.column_type(Backend::Postgres, ColumnKind::Duration, None, None),
+            "INTERVAL"
+        );
+        assert_eq!(
+            t.column_type(Backend::Sqlite, ColumnKind::Decimal, None, None),
+            "NUMERIC"
+        );
+        let e = ServiceToml::parse(
+            Path::new("service.toml"),
+            "[sql.postgres]\nMoney = \"MONEY\"\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().starts_with("service.toml:2:"), "{e}");
         let e = ServiceToml::parse(Path::new("service.toml"), "auth = \"oauth\"\n").unwrap_err();
         assert!(e.to_string().contains("not one of"), "{e}");
         let e = ServiceToml::parse(Path::new("service.toml"), "base_url = 1\n").unwrap_err();

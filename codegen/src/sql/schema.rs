@@ -192,6 +192,17 @@ impl Default for SqlTypes {
 }
 
 impl SqlTypes {
+    /// The defaults with a service's `[sql.sqlite]`/`[sql.postgres]` overrides applied.
+    pub fn with_overrides(mut self, o: Option<&crate::config::SqlOverrides>) -> Self {
+        if let Some(o) = o {
+            self.sqlite
+                .extend(o.sqlite.iter().map(|(k, v)| (*k, v.clone())));
+            self.postgres
+                .extend(o.postgres.iter().map(|(k, v)| (*k, v.clone())));
+        }
+        self
+    }
+
     /// The SQL type of a column. PostgreSQL decimals get `NUMERIC(p,s)` only when the scale is a
     /// number (an absent or `variable` scale must not become `NUMERIC(p,0)`, which would round
     /// 19.99 to 20) and the precision fits PostgreSQL (≤ 1000).
@@ -288,7 +299,7 @@ impl TableOptions {
             prefix: naming::sql_base_name(name),
             has_divisions: service.is_some_and(ServiceToml::has_divisions),
             config: config.cloned(),
-            sql_types: SqlTypes::default(),
+            sql_types: SqlTypes::default().with_overrides(service.map(|s| &s.sql)),
         }
     }
 }
