@@ -523,3 +523,49 @@ async fn sqlx_query_pg(
         .await
         .unwrap()
 }
+
+#[test]
+fn repeated_keys_in_a_batch_and_the_division_of_the_row_itself() {
+    use generated::exact::{GlTransactionType, Item};
+    use odata_runtime::Table;
+    let items = <Item as Table>::TABLE;
+    let types = <GlTransactionType as Table>::TABLE;
+    // Items stores its own `Division` property in the division column.
+    assert_eq!(items.columns[0].wire_name, Some("Division"));
+    assert_eq!(types.columns[0].wire_name, None);
+    let defs = table_defs("exact");
+    let rt = runtime();
+    let dbs = databases(&rt, "keys");
+    let synced = Utc.with_ymd_and_hms(2025, 1, 2, 3, 4, 5).unwrap();
+    for (backend, db) in &dbs.dbs {
+        let pg = matches!(db, Db::Postgres(_));
+        rt.block_on(async {
+            for t in [items, types] {
+                let def = defs.iter().find(|d| d.name == t.name).unwrap();
+                db.execute_script(&create_table(def, pg)).await.unwrap();
+            }
+            // The same key twice in one batch: written once, the last wins (PostgreSQL refuses
+            // to update one row twice in a statement).
+            let batch: Vec<Item> = vec![make_row(items, 1, 1), make_row(items, 1, 2)];
+            rsql::upsert::<Item>(db, None, &batch, synced)
+                .await
+                .unwrap_or_else(|e| panic!("{backend}: {e}"));
+            assert_eq!(db.count(items, Some(DIVISION)).await.unwrap(), 1);
+            assert_eq!(db.count(items, Some(DIVISION + 1)).await.unwrap(), 0);
+            let back: Vec<Item> = rsql::read_rows(db, items, Some(DIVISION), None)
+                .await
+                .unwrap();
+            assert_eq!(back, vec![batch[1].clone()], "{backend}");
+            // No division given and none in the row: a clear error, nothing written.
+            let row: GlTransactionType = make_row(types, 1, 1);
+            let err = rsql::upsert::<GlTransactionType>(db, None, &[row], synced)
+                .await
+                .expect_err("no division");
+            assert!(
+                err.to_string().contains("no division given"),
+                "{backend}: {err}"
+            );
+            assert_eq!(db.count(types, None).await.unwrap(), 0);
+        });
+    }
+}
