@@ -30,10 +30,13 @@ async fn pages_through_standard_and_bulk_endpoints() {
     let rows: Vec<Account> = c
         .rows::<Account>(DIV)
         .endpoint("crm/Accounts")
+        .select(["ID"])
+        .select_all()
         .stream()
         .try_collect()
         .await
         .expect("accounts");
+    assert!(rows.iter().any(|r| r.name.is_some()), "Name selected");
     let mut ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
     ids.sort();
     assert_eq!(ids.len(), 150);

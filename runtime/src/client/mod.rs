@@ -885,6 +885,15 @@ impl<T: DeserializeOwned + Send + 'static> Query<T> {
     }
 }
 
+impl<E: Entity> Query<E> {
+    /// `$select` every property the entity type declares ([`Entity::SELECT`], the default of
+    /// [`Client::rows`]; undoes an earlier [`Query::select`]).
+    pub fn select_all(mut self) -> Self {
+        self.select = E::SELECT.iter().map(|s| s.to_string()).collect();
+        self
+    }
+}
+
 struct PageState<T> {
     query: Query<T>,
     key: String,
