@@ -256,7 +256,9 @@ impl<'a> Parser<'a> {
         Ok(refs)
     }
 
-    fn property(&mut self, tag: &Tag<'a>) -> PResult<Property> {
+    /// The shape `Property` and `TypeDefinition` share: `Name`, a type attribute, facets,
+    /// documentation and inline annotations.
+    fn typed_element(&mut self, tag: &Tag<'a>, type_attr: &str) -> PResult<TypedElement> {
         let pos = self.pos(tag.offset);
         let mut name = None;
         let mut type_name = None;
@@ -264,27 +266,37 @@ impl<'a> Parser<'a> {
         let mut docs = Docs::default();
         for a in attrs(tag) {
             let a = a?;
-            match a.key {
-                "Name" => name = Some(self.value(&a)?),
-                "Type" => type_name = Some(self.value(&a)?),
-                _ => {
-                    if !self.facet(&mut facets, &a)? {
-                        self.doc_attr(&mut docs, &a)?;
-                    }
-                }
+            if a.key == "Name" {
+                name = Some(self.value(&a)?);
+            } else if a.key == type_attr {
+                type_name = Some(self.value(&a)?);
+            } else if !self.facet(&mut facets, &a)? {
+                self.doc_attr(&mut docs, &a)?;
             }
         }
         let name = self.required(name, tag, "Name");
-        let type_name = self.required(type_name, tag, "Type");
+        let type_name = self.required(type_name, tag, type_attr);
         let mut annotations = Vec::new();
         self.docs_and_annotations(tag, &mut docs, &mut annotations)?;
-        Ok(Property {
+        Ok(TypedElement {
             name,
             type_name,
             facets,
             docs,
             annotations,
             pos,
+        })
+    }
+
+    fn property(&mut self, tag: &Tag<'a>) -> PResult<Property> {
+        let t = self.typed_element(tag, "Type")?;
+        Ok(Property {
+            name: t.name,
+            type_name: t.type_name,
+            facets: t.facets,
+            docs: t.docs,
+            annotations: t.annotations,
+            pos: t.pos,
         })
     }
 
@@ -457,34 +469,14 @@ impl<'a> Parser<'a> {
     }
 
     fn type_definition(&mut self, tag: &Tag<'a>) -> PResult<TypeDefinition> {
-        let pos = self.pos(tag.offset);
-        let mut name = None;
-        let mut underlying_type = None;
-        let mut facets = Facets::default();
-        let mut docs = Docs::default();
-        for a in attrs(tag) {
-            let a = a?;
-            match a.key {
-                "Name" => name = Some(self.value(&a)?),
-                "UnderlyingType" => underlying_type = Some(self.value(&a)?),
-                _ => {
-                    if !self.facet(&mut facets, &a)? {
-                        self.doc_attr(&mut docs, &a)?;
-                    }
-                }
-            }
-        }
-        let name = self.required(name, tag, "Name");
-        let underlying_type = self.required(underlying_type, tag, "UnderlyingType");
-        let mut annotations = Vec::new();
-        self.docs_and_annotations(tag, &mut docs, &mut annotations)?;
+        let t = self.typed_element(tag, "UnderlyingType")?;
         Ok(TypeDefinition {
-            name,
-            underlying_type,
-            facets,
-            docs,
-            annotations,
-            pos,
+            name: t.name,
+            underlying_type: t.type_name,
+            facets: t.facets,
+            docs: t.docs,
+            annotations: t.annotations,
+            pos: t.pos,
         })
     }
 
@@ -759,3 +751,13 @@ const OPERATION_CHILDREN: &[&str] = &[
     ANNOTATION,
     VALUE_ANNOTATION,
 ];
+
+/// What `Parser::typed_element` reads.
+struct TypedElement {
+    name: String,
+    type_name: String,
+    facets: Facets,
+    docs: Docs,
+    annotations: Vec<crate::csdl::Annotation>,
+    pos: crate::source::Pos,
+}
