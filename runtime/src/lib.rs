@@ -32,6 +32,8 @@ pub mod client;
 mod edm_enum;
 mod entity;
 pub mod sql;
+#[cfg(feature = "sync")]
+pub mod sync;
 pub mod types;
 pub mod wire;
 

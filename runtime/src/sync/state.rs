@@ -1,0 +1,323 @@
+//! The runtime's state tables (`odata_sync_cursors`, `odata_sync_runs`) and the per-page
+//! transaction that writes rows and the cursor together.
+
+use super::{deletion_sql, Deletion, RunReport, SyncError, SyncSpec};
+use crate::sql::{upsert_postgres, upsert_sqlite, Db, TableInfo};
+use crate::Entity;
+use chrono::{DateTime, SecondsFormat, Utc};
+use sqlx::AssertSqlSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// What a stored cursor counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CursorKind {
+    /// `Timestamp` (Int64 row version of sync endpoints), stored as decimal text.
+    Timestamp,
+    /// `Modified` (DateTime), stored as `YYYY-MM-DDTHH:MM:SS.mmm` (the service's wall clock).
+    Modified,
+}
+
+impl CursorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CursorKind::Timestamp => "timestamp",
+            CursorKind::Modified => "modified",
+        }
+    }
+    pub fn parse(s: &str) -> Option<CursorKind> {
+        match s {
+            "timestamp" => Some(CursorKind::Timestamp),
+            "modified" => Some(CursorKind::Modified),
+            _ => None,
+        }
+    }
+}
+
+/// A row of `odata_sync_cursors`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cursor {
+    pub kind: CursorKind,
+    pub value: Option<String>,
+}
+
+/// `division` of the state tables: 0 for services without divisions.
+fn div(d: Option<i32>) -> i64 {
+    d.map_or(0, i64::from)
+}
+
+fn utc_text(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// The stored cursor of (service, division, entity), if any (of a known kind).
+pub async fn read_cursor(
+    db: &Db,
+    service: &str,
+    division: Option<i32>,
+    entity: &str,
+) -> Result<Option<Cursor>, SyncError> {
+    const SQL_LITE: &str = "SELECT \"cursor_kind\", \"cursor_value\" FROM \"odata_sync_cursors\" WHERE \"service\" = ? AND \"division\" = ? AND \"entity\" = ?";
+    const SQL_PG: &str = "SELECT \"cursor_kind\", \"cursor_value\" FROM \"odata_sync_cursors\" WHERE \"service\" = $1 AND \"division\" = $2 AND \"entity\" = $3";
+    let row: Option<(String, Option<String>)> = match db {
+        Db::Sqlite(p) => {
+            sqlx::query_as(SQL_LITE)
+                .bind(service)
+                .bind(div(division))
+                .bind(entity)
+                .fetch_optional(p)
+                .await?
+        }
+        Db::Postgres(p) => {
+            sqlx::query_as(SQL_PG)
+                .bind(service)
+                .bind(div(division))
+                .bind(entity)
+                .fetch_optional(p)
+                .await?
+        }
+    };
+    Ok(row.and_then(|(k, value)| CursorKind::parse(&k).map(|kind| Cursor { kind, value })))
+}
+
+/// A run record being written.
+#[derive(Debug, Clone)]
+pub(crate) struct Run {
+    pub id: String,
+}
+
+fn new_run_id() -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default();
+    format!(
+        "{nanos:016x}-{:08x}-{:04x}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed) & 0xffff
+    )
+}
+
+/// Inserts the run as `queued`, then marks it `running`.
+pub(crate) async fn start_run(
+    db: &Db,
+    spec: &SyncSpec,
+    _table: &TableInfo,
+) -> Result<Run, SyncError> {
+    let id = new_run_id();
+    let now = Utc::now();
+    let cols = "\"id\", \"batch_id\", \"service\", \"division\", \"entity\", \"status\", \"full_refresh\", \"rows_inserted\", \"rows_updated\", \"rows_deleted\", \"api_calls\", \"errors\", \"queued_at\"";
+    match db {
+        Db::Sqlite(p) => {
+            let sql = format!("INSERT INTO \"odata_sync_runs\" ({cols}) VALUES (?, ?, ?, ?, ?, 'queued', ?, 0, 0, 0, 0, 0, ?)");
+            sqlx::query(AssertSqlSafe(sql))
+                .bind(&id)
+                .bind(&spec.batch_id)
+                .bind(&spec.service)
+                .bind(div(spec.division))
+                .bind(&spec.entity)
+                .bind(spec.full_refresh)
+                .bind(utc_text(&now))
+                .execute(p)
+                .await?;
+            sqlx::query("UPDATE \"odata_sync_runs\" SET \"status\" = 'running', \"started_at\" = ? WHERE \"id\" = ?")
+                .bind(utc_text(&Utc::now()))
+                .bind(&id)
+                .execute(p)
+                .await?;
+        }
+        Db::Postgres(p) => {
+            let sql = format!("INSERT INTO \"odata_sync_runs\" ({cols}) VALUES ($1, $2, $3, $4, $5, 'queued', $6, 0, 0, 0, 0, 0, $7)");
+            sqlx::query(AssertSqlSafe(sql))
+                .bind(&id)
+                .bind(&spec.batch_id)
+                .bind(&spec.service)
+                .bind(div(spec.division))
+                .bind(&spec.entity)
+                .bind(spec.full_refresh)
+                .bind(now)
+                .execute(p)
+                .await?;
+            sqlx::query("UPDATE \"odata_sync_runs\" SET \"status\" = 'running', \"started_at\" = $1 WHERE \"id\" = $2")
+                .bind(Utc::now())
+                .bind(&id)
+                .execute(p)
+                .await?;
+        }
+    }
+    Ok(Run { id })
+}
+
+/// Writes the final status and figures of a run.
+pub(crate) async fn finish_run(
+    db: &Db,
+    run: &Run,
+    r: &RunReport,
+    status: &str,
+    message: Option<&str>,
+) -> Result<(), SyncError> {
+    let errors = i64::from(message.is_some());
+    let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    match db {
+        Db::Sqlite(p) => {
+            sqlx::query("UPDATE \"odata_sync_runs\" SET \"status\" = ?, \"rows_inserted\" = ?, \"rows_updated\" = ?, \"rows_deleted\" = ?, \"api_calls\" = ?, \"errors\" = ?, \"message\" = ?, \"finished_at\" = ? WHERE \"id\" = ?")
+                .bind(status)
+                .bind(n(r.rows_inserted))
+                .bind(n(r.rows_updated))
+                .bind(n(r.rows_deleted))
+                .bind(n(r.api_calls))
+                .bind(errors)
+                .bind(message)
+                .bind(utc_text(&Utc::now()))
+                .bind(&run.id)
+                .execute(p)
+                .await?;
+        }
+        Db::Postgres(p) => {
+            sqlx::query("UPDATE \"odata_sync_runs\" SET \"status\" = $1, \"rows_inserted\" = $2, \"rows_updated\" = $3, \"rows_deleted\" = $4, \"api_calls\" = $5, \"errors\" = $6, \"message\" = $7, \"finished_at\" = $8 WHERE \"id\" = $9")
+                .bind(status)
+                .bind(n(r.rows_inserted))
+                .bind(n(r.rows_updated))
+                .bind(n(r.rows_deleted))
+                .bind(n(r.api_calls))
+                .bind(errors)
+                .bind(message)
+                .bind(Utc::now())
+                .bind(&run.id)
+                .execute(p)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+const CURSOR_UPSERT_TAIL: &str = " ON CONFLICT (\"service\", \"division\", \"entity\") DO UPDATE SET \"cursor_kind\" = excluded.\"cursor_kind\", \"cursor_value\" = excluded.\"cursor_value\", \"updated_at\" = excluded.\"updated_at\"";
+
+async fn cursor_sqlite(
+    conn: &mut sqlx::SqliteConnection,
+    spec: &SyncSpec,
+    cursor: &(super::CursorKind, String),
+    now: DateTime<Utc>,
+) -> Result<(), SyncError> {
+    let sql = format!("INSERT INTO \"odata_sync_cursors\" (\"service\", \"division\", \"entity\", \"cursor_kind\", \"cursor_value\", \"updated_at\") VALUES (?, ?, ?, ?, ?, ?){CURSOR_UPSERT_TAIL}");
+    sqlx::query(AssertSqlSafe(sql))
+        .bind(&spec.service)
+        .bind(div(spec.division))
+        .bind(&spec.entity)
+        .bind(cursor.0.as_str())
+        .bind(&cursor.1)
+        .bind(utc_text(&now))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+async fn cursor_postgres(
+    conn: &mut sqlx::PgConnection,
+    spec: &SyncSpec,
+    cursor: &(super::CursorKind, String),
+    now: DateTime<Utc>,
+) -> Result<(), SyncError> {
+    let sql = format!("INSERT INTO \"odata_sync_cursors\" (\"service\", \"division\", \"entity\", \"cursor_kind\", \"cursor_value\", \"updated_at\") VALUES ($1, $2, $3, $4, $5, $6){CURSOR_UPSERT_TAIL}");
+    sqlx::query(AssertSqlSafe(sql))
+        .bind(&spec.service)
+        .bind(div(spec.division))
+        .bind(&spec.entity)
+        .bind(cursor.0.as_str())
+        .bind(&cursor.1)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// One page: the rows and (when given) the cursor they advance to, in one transaction.
+pub(crate) async fn write_page<E: Entity>(
+    db: &Db,
+    spec: &SyncSpec,
+    table: &TableInfo,
+    rows: &[E],
+    cursor: Option<&(super::CursorKind, String)>,
+    synced_at: DateTime<Utc>,
+) -> Result<(), SyncError> {
+    match db {
+        Db::Sqlite(p) => {
+            let mut tx = p.begin().await?;
+            if !rows.is_empty() {
+                upsert_sqlite(&mut tx, table, spec.division, rows, synced_at).await?;
+            }
+            if let Some(c) = cursor {
+                cursor_sqlite(&mut tx, spec, c, synced_at).await?;
+            }
+            tx.commit().await?;
+        }
+        Db::Postgres(p) => {
+            let mut tx = p.begin().await?;
+            if !rows.is_empty() {
+                upsert_postgres(&mut tx, table, spec.division, rows, synced_at).await?;
+            }
+            if let Some(c) = cursor {
+                cursor_postgres(&mut tx, spec, c, synced_at).await?;
+            }
+            tx.commit().await?;
+        }
+    }
+    Ok(())
+}
+
+/// One page of `sync/Deleted`: `deleted_at` on the target rows and the cursor, in one
+/// transaction. Returns the number of rows marked.
+pub(crate) async fn write_deletions<'t>(
+    db: &Db,
+    spec: &SyncSpec,
+    dels: &[Deletion],
+    targets: &dyn Fn(&str) -> Vec<&'t TableInfo>,
+    cursor: Option<&(super::CursorKind, String)>,
+) -> Result<u64, SyncError> {
+    let now = Utc::now();
+    let mut marked = 0;
+    match db {
+        Db::Sqlite(p) => {
+            let mut tx = p.begin().await?;
+            for d in dels {
+                for t in targets(d.entity_set) {
+                    let (sql, has_ts) = deletion_sql(t, false);
+                    let mut q = sqlx::query(AssertSqlSafe(sql))
+                        .bind(utc_text(&d.deleted_at))
+                        .bind(&d.key);
+                    if t.division {
+                        q = q.bind(div(spec.division));
+                    }
+                    if has_ts {
+                        q = q.bind(d.timestamp);
+                    }
+                    marked += q.execute(&mut *tx).await?.rows_affected();
+                }
+            }
+            if let Some(c) = cursor {
+                cursor_sqlite(&mut tx, spec, c, now).await?;
+            }
+            tx.commit().await?;
+        }
+        Db::Postgres(p) => {
+            let mut tx = p.begin().await?;
+            for d in dels {
+                for t in targets(d.entity_set) {
+                    let (sql, has_ts) = deletion_sql(t, true);
+                    let mut q = sqlx::query(AssertSqlSafe(sql))
+                        .bind(d.deleted_at)
+                        .bind(&d.key);
+                    if t.division {
+                        q = q.bind(spec.division.unwrap_or(0));
+                    }
+                    if has_ts {
+                        q = q.bind(d.timestamp);
+                    }
+                    marked += q.execute(&mut *tx).await?.rows_affected();
+                }
+            }
+            if let Some(c) = cursor {
+                cursor_postgres(&mut tx, spec, c, now).await?;
+            }
+            tx.commit().await?;
+        }
+    }
+    Ok(marked)
+}
