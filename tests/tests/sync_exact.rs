@@ -342,6 +342,37 @@ fn scenario(rt: &tokio::runtime::Runtime, backend: &str, url: &str) {
         assert_equal::<GlAccount>(&c, &db, GL, d).await;
         nruns += 1;
         assert_eq!(runs(&db).await, vec![("succeeded".to_string(), nruns)]);
+
+        // 6. A failing run (an endpoint the service does not have) is recorded as failed, with
+        //    the service's message, and touches no cursor.
+        let err =
+            sync_entity::<GlAccount>(&c, &db, &spec("Missing", "financial/NoSuchEndpoint", d))
+                .await
+                .expect_err("404");
+        assert!(err.to_string().contains("404"), "{err}");
+        assert_eq!(
+            runs(&db).await,
+            vec![("failed".to_string(), 1), ("succeeded".to_string(), nruns)]
+        );
+        assert_eq!(
+            read_cursor(&db, "exact", Some(d), "Missing").await.unwrap(),
+            None
+        );
+        let msg: Option<String> = match &db {
+            Db::Sqlite(p) => sqlx::query_scalar(
+                "SELECT \"message\" FROM \"odata_sync_runs\" WHERE \"status\" = 'failed'",
+            )
+            .fetch_one(p)
+            .await
+            .unwrap(),
+            Db::Postgres(p) => sqlx::query_scalar(
+                "SELECT \"message\" FROM \"odata_sync_runs\" WHERE \"status\" = 'failed'",
+            )
+            .fetch_one(p)
+            .await
+            .unwrap(),
+        };
+        assert!(msg.is_some_and(|m| m.contains("404")));
     });
 }
 

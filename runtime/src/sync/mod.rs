@@ -287,57 +287,36 @@ async fn run_entity<E: Entity + Table>(
             CursorKind::Modified => "Modified",
         });
     }
-    let stream = query.stream();
-    futures_util::pin_mut!(stream);
+    let mut pages = pages(query.stream());
     let mut max: Option<CursorValue> = None;
-    let mut done = false;
-    while !done {
-        // One page: the rows the stream yields without waiting for the network (the client
-        // holds a page in memory and fetches the next one lazily).
-        let mut batch: Vec<E> = Vec::new();
-        let mut failed: Option<ClientError> = None;
-        match stream.next().await {
-            None => break,
-            Some(Ok(r)) => batch.push(r),
-            Some(Err(e)) => failed = Some(e),
-        }
-        while failed.is_none() {
-            match stream.next().now_or_never() {
-                None => break,
-                Some(None) => {
-                    done = true;
-                    break;
-                }
-                Some(Some(Ok(r))) => batch.push(r),
-                Some(Some(Err(e))) => failed = Some(e),
+    while let Some(page) = pages.recv().await {
+        let batch: Vec<E> = match page {
+            Ok(b) => b,
+            Err(e) => {
+                report.api_calls = client.requests_sent() - calls0;
+                report.elapsed = started.elapsed();
+                return Err((SyncError::Client(e), report));
             }
-        }
-        if !batch.is_empty() {
-            if let Some(k) = kind {
-                for r in &batch {
-                    let obj = tri!(serde_json::to_value(r)
-                        .map_err(|e| SyncError::Other(format!("{}: {e}", table.name))));
-                    if let Some(v) = row_cursor(k, &obj) {
-                        if max.is_none_or(|m| v > m) {
-                            max = Some(v);
-                        }
+        };
+        if let Some(k) = kind {
+            for r in &batch {
+                let obj = tri!(serde_json::to_value(r)
+                    .map_err(|e| SyncError::Other(format!("{}: {e}", table.name))));
+                if let Some(v) = row_cursor(k, &obj) {
+                    if max.is_none_or(|m| v > m) {
+                        max = Some(v);
                     }
                 }
             }
-            // The cursor advances with the page only when rows come in cursor order.
-            let cursor = match (kind, max, spec.order_by_cursor) {
-                (Some(k), Some(m), true) => Some((k, m.text())),
-                _ => None,
-            };
-            report.rows_fetched += batch.len() as u64;
-            report.pages += 1;
-            tri!(state::write_page(db, spec, table, &batch, cursor.as_ref(), Utc::now()).await);
         }
-        if let Some(e) = failed {
-            report.api_calls = client.requests_sent() - calls0;
-            report.elapsed = started.elapsed();
-            return Err((SyncError::Client(e), report));
-        }
+        // The cursor advances with the page only when rows come in cursor order.
+        let cursor = match (kind, max, spec.order_by_cursor) {
+            (Some(k), Some(m), true) => Some((k, m.text())),
+            _ => None,
+        };
+        report.rows_fetched += batch.len() as u64;
+        report.pages += 1;
+        tri!(state::write_page(db, spec, table, &batch, cursor.as_ref(), Utc::now()).await);
     }
     if let (Some(k), Some(m), false) = (kind, max, spec.order_by_cursor) {
         tri!(state::write_page::<E>(db, spec, table, &[], Some(&(k, m.text())), Utc::now()).await);
@@ -526,29 +505,17 @@ async fn run_deleted(
             Duration::ZERO
         )));
     }
-    let stream = query.stream();
-    futures_util::pin_mut!(stream);
+    let mut pages = pages(query.stream());
     let mut max: Option<i64> = None;
-    let mut done = false;
-    while !done {
-        let mut batch: Vec<Value> = Vec::new();
-        let mut failed = None;
-        match stream.next().await {
-            None => break,
-            Some(Ok(r)) => batch.push(r),
-            Some(Err(e)) => failed = Some(e),
-        }
-        while failed.is_none() {
-            match stream.next().now_or_never() {
-                None => break,
-                Some(None) => {
-                    done = true;
-                    break;
-                }
-                Some(Some(Ok(r))) => batch.push(r),
-                Some(Some(Err(e))) => failed = Some(e),
+    while let Some(page) = pages.recv().await {
+        let batch: Vec<Value> = match page {
+            Ok(b) => b,
+            Err(e) => {
+                report.api_calls = client.requests_sent() - calls0;
+                report.elapsed = started.elapsed();
+                return Err((SyncError::Client(e), report));
             }
-        }
+        };
         if !batch.is_empty() {
             let now = Utc::now();
             let mut dels = Vec::new();
@@ -582,16 +549,56 @@ async fn run_deleted(
             report.rows_deleted +=
                 tri!(state::write_deletions(db, spec, &dels, &targets, cursor.as_ref()).await);
         }
-        if let Some(e) = failed {
-            report.api_calls = client.requests_sent() - calls0;
-            report.elapsed = started.elapsed();
-            return Err((SyncError::Client(e), report));
-        }
     }
     report.cursor_after = max.map(|m| m.to_string()).or(report.cursor_before.clone());
     report.api_calls = client.requests_sent() - calls0;
     report.elapsed = started.elapsed();
     Ok(report)
+}
+
+/// Groups a row stream into pages and reads ahead: a task pulls the rows, and a page is what
+/// the stream yields without waiting for the network (the client holds one page in memory and
+/// requests the next lazily), so the next page is being fetched while the last one is written.
+/// At most one page waits in the channel; an error ends the pages.
+fn pages<T: Send + 'static>(
+    stream: impl futures_util::Stream<Item = Result<T, ClientError>> + Send + 'static,
+) -> tokio::sync::mpsc::Receiver<Result<Vec<T>, ClientError>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        futures_util::pin_mut!(stream);
+        loop {
+            let mut batch = Vec::new();
+            let mut end = false;
+            let mut failed = None;
+            match stream.next().await {
+                None => return,
+                Some(Ok(r)) => batch.push(r),
+                Some(Err(e)) => failed = Some(e),
+            }
+            while failed.is_none() {
+                match stream.next().now_or_never() {
+                    None => break,
+                    Some(None) => {
+                        end = true;
+                        break;
+                    }
+                    Some(Some(Ok(r))) => batch.push(r),
+                    Some(Some(Err(e))) => failed = Some(e),
+                }
+            }
+            if !batch.is_empty() && tx.send(Ok(batch)).await.is_err() {
+                return; // the sync stopped (a database error)
+            }
+            if let Some(e) = failed {
+                let _ = tx.send(Err(e)).await;
+                return;
+            }
+            if end {
+                return;
+            }
+        }
+    });
+    rx
 }
 
 /// `UPDATE … SET deleted_at` for one deletion target (parameters: deleted_at, division, key,
