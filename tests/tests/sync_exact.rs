@@ -172,9 +172,10 @@ fn scenario(rt: &tokio::runtime::Runtime, backend: &str, url: &str) {
     });
     let secs = t0.elapsed().as_secs_f64();
     println!(
-        "{backend}: full sync of {total} rows (GLAccounts {GL_ROWS} + SyncTransactionLines {TL_ROWS}, x{} divisions) in {secs:.2} s = {:.0} rows/s (debug build)",
+        "{backend}: full sync of {total} rows (GLAccounts {GL_ROWS} + SyncTransactionLines {TL_ROWS}, x{} divisions) in {secs:.2} s = {:.0} rows/s ({} build)",
         DIVS.len(),
-        total as f64 / secs
+        total as f64 / secs,
+        if cfg!(debug_assertions) { "debug" } else { "release" }
     );
     rt.block_on(async {
         for d in DIVS {
