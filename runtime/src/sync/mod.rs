@@ -639,3 +639,44 @@ fn deletion_sql(t: &TableInfo, pg: bool) -> (String, bool) {
     }
     (sql, has_ts)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamp_filter_is_an_exact_int64_literal() {
+        // Above 2^53: a float would round it.
+        let f = cursor_filter(CursorKind::Timestamp, "9007199254740993", Duration::ZERO).unwrap();
+        assert_eq!(f, "Timestamp gt 9007199254740993L");
+        assert!(cursor_filter(CursorKind::Timestamp, "1.5e3", Duration::ZERO).is_err());
+        let row = serde_json::json!({"Timestamp": "9007199254740993"});
+        assert_eq!(
+            row_cursor(CursorKind::Timestamp, &row).map(|v| v.text()),
+            Some("9007199254740993".to_string())
+        );
+    }
+
+    #[test]
+    fn modified_filter_is_a_closed_bound_with_the_overlap_floored_to_seconds() {
+        let f = cursor_filter(
+            CursorKind::Modified,
+            "2021-01-04T08:08:00.250",
+            Duration::from_secs(120),
+        )
+        .unwrap();
+        assert_eq!(f, "Modified ge datetime'2021-01-04T08:06:00'");
+        let row = serde_json::json!({"Modified": "/Date(1609747680000)/"});
+        assert_eq!(
+            row_cursor(CursorKind::Modified, &row).map(|v| v.text()),
+            Some("2021-01-04T08:08:00.000".to_string())
+        );
+    }
+
+    #[test]
+    fn deletion_entity_type_codes() {
+        assert_eq!(deleted_entity_set(7), Some("GLAccounts"));
+        assert_eq!(deleted_entity_set(1), Some("TransactionLines"));
+        assert_eq!(deleted_entity_set(52), None);
+    }
+}
