@@ -542,18 +542,12 @@ fn diff_table(o: &TableDef, n: &TableDef, out: &mut Vec<TableChange>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sql::schema::{Backend, ColumnKind, SqlTypes};
+    use crate::sql::schema::{ColumnKind, SqlTypes};
 
     fn col(name: &str, kind: ColumnKind, nullable: bool) -> ColumnDef {
-        let t = SqlTypes::default();
         ColumnDef {
-            name: name.into(),
             wire_name: Some(name.into()),
-            kind,
-            nullable,
-            edm_type: String::new(),
-            sqlite_type: t.column_type(Backend::Sqlite, kind, None, None),
-            postgres_type: t.column_type(Backend::Postgres, kind, None, None),
+            ..ColumnDef::system(&SqlTypes::default(), name, kind, nullable, "")
         }
     }
 

@@ -243,6 +243,28 @@ pub struct ColumnDef {
     pub postgres_type: String,
 }
 
+impl ColumnDef {
+    /// A column that is not an entity property (system and runtime-state columns): no wire name,
+    /// typed by `types` without facets.
+    pub fn system(
+        types: &SqlTypes,
+        name: &str,
+        kind: ColumnKind,
+        nullable: bool,
+        edm_type: &str,
+    ) -> ColumnDef {
+        ColumnDef {
+            name: name.to_string(),
+            wire_name: None,
+            kind,
+            nullable,
+            edm_type: edm_type.to_string(),
+            sqlite_type: types.column_type(Backend::Sqlite, kind, None, None),
+            postgres_type: types.column_type(Backend::Postgres, kind, None, None),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IndexDef {
     pub name: String,
@@ -329,18 +351,8 @@ pub fn tables(model: &Model, opts: &TableOptions) -> Vec<TableDef> {
             }
         };
         let mut columns = Vec::new();
-        let sys = |n: &str, kind: ColumnKind, nullable: bool, edm: &str| ColumnDef {
-            name: n.to_string(),
-            wire_name: None,
-            kind,
-            nullable,
-            edm_type: edm.to_string(),
-            sqlite_type: opts
-                .sql_types
-                .column_type(Backend::Sqlite, kind, None, None),
-            postgres_type: opts
-                .sql_types
-                .column_type(Backend::Postgres, kind, None, None),
+        let sys = |n: &str, kind: ColumnKind, nullable: bool, edm: &str| {
+            ColumnDef::system(&opts.sql_types, n, kind, nullable, edm)
         };
         // An entity whose payload has a `Division` property stores it in the division column.
         let division_prop = s
@@ -464,14 +476,8 @@ pub fn tables(model: &Model, opts: &TableOptions) -> Vec<TableDef> {
 /// (service, division, entity) and a record per sync run of a (division, entity).
 pub fn runtime_tables() -> Vec<TableDef> {
     let t = SqlTypes::default();
-    let col = |name: &str, kind: ColumnKind, nullable: bool| ColumnDef {
-        name: name.to_string(),
-        wire_name: None,
-        kind,
-        nullable,
-        edm_type: String::new(),
-        sqlite_type: t.column_type(Backend::Sqlite, kind, None, None),
-        postgres_type: t.column_type(Backend::Postgres, kind, None, None),
+    let col = |name: &str, kind: ColumnKind, nullable: bool| {
+        ColumnDef::system(&t, name, kind, nullable, "")
     };
     vec![
         TableDef {
