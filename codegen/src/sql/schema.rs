@@ -473,7 +473,8 @@ pub fn tables(model: &Model, opts: &TableOptions) -> Vec<TableDef> {
 }
 
 /// The runtime's own tables (one migration story covers them too): the incremental cursor per
-/// (service, division, entity) and a record per sync run of a (division, entity).
+/// (service, division, entity), a record per sync run of a (division, entity), and the
+/// encrypted OAuth2 tokens and granted divisions per (service, client_id).
 pub fn runtime_tables() -> Vec<TableDef> {
     let t = SqlTypes::default();
     let col = |name: &str, kind: ColumnKind, nullable: bool| {
@@ -537,6 +538,48 @@ pub fn runtime_tables() -> Vec<TableDef> {
                     "queued_at".into(),
                 ],
             }],
+        },
+        // The Exact OAuth2 token pair of one app (client_id) per service, for
+        // `odata_runtime::sync::DbTokenStore`. Both tokens are stored encrypted (AES-256-GCM,
+        // `v1:` + base64 of nonce and ciphertext), never in clear.
+        TableDef {
+            name: "odata_tokens".into(),
+            entity: String::new(),
+            entity_set: String::new(),
+            entity_type: String::new(),
+            rust_type: String::new(),
+            division: false,
+            columns: vec![
+                col("service", ColumnKind::Text, false),
+                col("client_id", ColumnKind::Text, false),
+                col("access_token", ColumnKind::Text, false),
+                col("refresh_token", ColumnKind::Text, false),
+                // UTC epoch milliseconds (exact-online.md §3: the 570-second rule counts from
+                // obtained_at_ms).
+                col("expires_at_ms", ColumnKind::Int64, false),
+                col("obtained_at_ms", ColumnKind::Int64, false),
+                col("updated_at", ColumnKind::SyncedAt, false),
+            ],
+            primary_key: vec!["service".into(), "client_id".into()],
+            indexes: vec![],
+        },
+        // The divisions the consenting user gave the app (replaced as a set).
+        TableDef {
+            name: "odata_token_divisions".into(),
+            entity: String::new(),
+            entity_set: String::new(),
+            entity_type: String::new(),
+            rust_type: String::new(),
+            division: false,
+            columns: vec![
+                col("service", ColumnKind::Text, false),
+                col("client_id", ColumnKind::Text, false),
+                col("division", ColumnKind::Int64, false),
+                col("name", ColumnKind::Text, true),
+                col("updated_at", ColumnKind::SyncedAt, false),
+            ],
+            primary_key: vec!["service".into(), "client_id".into(), "division".into()],
+            indexes: vec![],
         },
     ]
 }
