@@ -57,7 +57,15 @@ impl Db {
     /// Connects by URL: `sqlite:…` (e.g. `sqlite:/path/db.sqlite?mode=rwc`) or `postgres://…`.
     pub async fn connect(url: &str) -> Result<Db, SqlError> {
         if url.starts_with("sqlite:") {
-            Ok(Db::Sqlite(SqlitePool::connect(url).await?))
+            // WAL: readers never block the writer and a killed process loses no committed
+            // transaction; a busy timeout lets several processes share the file.
+            use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+            use std::str::FromStr;
+            let opts = SqliteConnectOptions::from_str(url)?
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(std::time::Duration::from_secs(60));
+            Ok(Db::Sqlite(SqlitePool::connect_with(opts).await?))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             Ok(Db::Postgres(PgPool::connect(url).await?))
         } else {
