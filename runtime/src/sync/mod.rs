@@ -15,6 +15,7 @@
 //! * Every run is a row of `odata_sync_runs` (queued → running → succeeded / failed).
 
 mod state;
+pub mod tokens;
 
 use crate::client::{Client, ClientError};
 use crate::sql::{quote_ident, ColumnKind, Db, SqlError, Table, TableInfo};
@@ -27,6 +28,7 @@ use serde_with::DeserializeAs;
 use std::time::{Duration, Instant};
 
 pub use state::{read_cursor, Cursor, CursorKind};
+pub use tokens::{DbTokenStore, SecretKey};
 
 /// The sqlx migrators of the checked-in migrations (`generated/migrations/{sqlite,postgres}`).
 pub static MIGRATOR_SQLITE: sqlx::migrate::Migrator =
