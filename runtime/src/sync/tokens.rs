@@ -16,7 +16,8 @@
 //!   to the pool still holding the lock). The [`RefreshLock`] owns the file or the connection,
 //!   so dropping it releases the lock, also when the process dies (the kernel closes the file;
 //!   the server ends the session).
-//! * `save` is one autocommitted upsert: durable before the client uses the new pair.
+//! * `save` is one autocommitted upsert, durable before the client uses the new pair (on SQLite
+//!   with `synchronous = FULL` for that statement, so the commit survives a power loss too).
 
 use super::SyncError;
 use crate::client::{BoxFuture, RefreshLock, Secret, TokenSet, TokenStore, TokenStoreError};
@@ -409,17 +410,38 @@ impl DbTokenStore {
         match &self.db {
             Db::Sqlite(p) => {
                 let sql = format!("{COLS} VALUES (?, ?, ?, ?, ?, ?, ?){TAIL}");
-                sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(&self.service)
-                    .bind(&self.client_id)
-                    .bind(access)
-                    .bind(refresh)
-                    .bind(t.expires_at_ms)
-                    .bind(t.obtained_at_ms)
-                    .bind(utc_text(&now))
-                    .execute(p)
-                    .await
-                    .map(|_| ())
+                async {
+                    let mut conn = p.acquire().await?;
+                    // The old refresh token is dead once the new pair is issued: this commit
+                    // must survive a power loss too, so it is synced even where the pool runs
+                    // WAL with `synchronous = NORMAL` (which may lose the last commits then).
+                    let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+                        .fetch_one(&mut *conn)
+                        .await?;
+                    if sync < 2 {
+                        sqlx::query("PRAGMA synchronous = FULL")
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    let r = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(&self.service)
+                        .bind(&self.client_id)
+                        .bind(access)
+                        .bind(refresh)
+                        .bind(t.expires_at_ms)
+                        .bind(t.obtained_at_ms)
+                        .bind(utc_text(&now))
+                        .execute(&mut *conn)
+                        .await;
+                    if sync < 2 {
+                        let restore = format!("PRAGMA synchronous = {sync}");
+                        sqlx::query(sqlx::AssertSqlSafe(restore))
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    r.map(|_| ())
+                }
+                .await
             }
             Db::Postgres(p) => {
                 let sql = format!("{COLS} VALUES ($1, $2, $3, $4, $5, $6, $7){TAIL}");
