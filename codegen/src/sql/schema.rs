@@ -581,5 +581,176 @@ pub fn runtime_tables() -> Vec<TableDef> {
             primary_key: vec!["service".into(), "client_id".into(), "division".into()],
             indexes: vec![],
         },
+        // Webhook events as received (written before the receiver answers 200), then applied.
+        TableDef {
+            name: "odata_webhook_events".into(),
+            entity: String::new(),
+            entity_set: String::new(),
+            entity_type: String::new(),
+            rust_type: String::new(),
+            division: false,
+            columns: vec![
+                // SHA-256 (hex) of the raw bytes of the event's Content: a duplicate delivery
+                // is the same row.
+                col("id", ColumnKind::Text, false),
+                col("service", ColumnKind::Text, false),
+                col("topic", ColumnKind::Text, false),
+                // Create | Update | Delete
+                col("action", ColumnKind::Text, false),
+                col("division", ColumnKind::Int64, false),
+                col("entity_key", ColumnKind::Text, false),
+                col("endpoint", ColumnKind::Text, true),
+                // The raw Content JSON.
+                col("content", ColumnKind::Text, false),
+                // received | applied | ignored | failed
+                col("status", ColumnKind::Text, false),
+                col("attempts", ColumnKind::Int64, false),
+                col("message", ColumnKind::Text, true),
+                col("received_at", ColumnKind::SyncedAt, false),
+                col("applied_at", ColumnKind::DeletedAt, true),
+            ],
+            primary_key: vec!["id".into()],
+            indexes: vec![IndexDef {
+                name: "odata_webhook_events_status_idx".into(),
+                columns: vec!["status".into(), "received_at".into()],
+            }],
+        },
+        // Other secrets of a service (webhook secret, ...), encrypted like the tokens.
+        TableDef {
+            name: "odata_secrets".into(),
+            entity: String::new(),
+            entity_set: String::new(),
+            entity_type: String::new(),
+            rust_type: String::new(),
+            division: false,
+            columns: vec![
+                col("service", ColumnKind::Text, false),
+                col("name", ColumnKind::Text, false),
+                col("value", ColumnKind::Text, false),
+                col("updated_at", ColumnKind::SyncedAt, false),
+            ],
+            primary_key: vec!["service".into(), "name".into()],
+            indexes: vec![],
+        },
+        // A requested sync of a service (status API, schedules): its runs carry its id as
+        // odata_sync_runs.batch_id.
+        TableDef {
+            name: "odata_sync_batches".into(),
+            entity: String::new(),
+            entity_set: String::new(),
+            entity_type: String::new(),
+            rust_type: String::new(),
+            division: false,
+            columns: vec![
+                col("id", ColumnKind::Text, false),
+                col("service", ColumnKind::Text, false),
+                // Comma-separated config.json names; NULL: the default plan.
+                col("entities", ColumnKind::Text, true),
+                col("division", ColumnKind::Int64, true),
+                col("full_refresh", ColumnKind::Bool, false),
+                // queued | running | succeeded | failed
+                col("status", ColumnKind::Text, false),
+                // The process running it (host:pid), to fail or resume it after a crash.
+                col("owner", ColumnKind::Text, true),
+                col("callback_url", ColumnKind::Text, true),
+                // pending | delivered | failed
+                col("callback_status", ColumnKind::Text, true),
+                col("callback_attempts", ColumnKind::Int64, false),
+                col("message", ColumnKind::Text, true),
+                col("created_at", ColumnKind::SyncedAt, false),
+                col("started_at", ColumnKind::DeletedAt, true),
+                col("finished_at", ColumnKind::DeletedAt, true),
+            ],
+            primary_key: vec!["id".into()],
+            indexes: vec![IndexDef {
+                name: "odata_sync_batches_status_idx".into(),
+                columns: vec!["status".into(), "created_at".into()],
+            }],
+        },
+        // The job queue of scale-out workers: one (division, entity) of a batch, leased with
+        // `FOR UPDATE SKIP LOCKED`; a lease that is not renewed expires.
+        TableDef {
+            name: "odata_jobs".into(),
+            entity: String::new(),
+            entity_set: String::new(),
+            entity_type: String::new(),
+            rust_type: String::new(),
+            division: false,
+            columns: vec![
+                col("id", ColumnKind::Text, false),
+                col("batch_id", ColumnKind::Text, false),
+                col("service", ColumnKind::Text, false),
+                col("division", ColumnKind::Int64, false),
+                col("entity", ColumnKind::Text, false),
+                // Comma-separated entities of the same batch and division that must succeed first.
+                col("depends_on", ColumnKind::Text, false),
+                // queued | running | succeeded | failed
+                col("status", ColumnKind::Text, false),
+                col("lease_owner", ColumnKind::Text, true),
+                col("lease_expires_at", ColumnKind::DeletedAt, true),
+                col("attempts", ColumnKind::Int64, false),
+                col("run_id", ColumnKind::Text, true),
+                col("message", ColumnKind::Text, true),
+                col("created_at", ColumnKind::SyncedAt, false),
+                col("finished_at", ColumnKind::DeletedAt, true),
+            ],
+            primary_key: vec!["id".into()],
+            indexes: vec![IndexDef {
+                name: "odata_jobs_status_idx".into(),
+                columns: vec!["status".into(), "batch_id".into(), "division".into()],
+            }],
+        },
+        // Workers alive (heartbeats).
+        TableDef {
+            name: "odata_workers".into(),
+            entity: String::new(),
+            entity_set: String::new(),
+            entity_type: String::new(),
+            rust_type: String::new(),
+            division: false,
+            columns: vec![
+                col("id", ColumnKind::Text, false),
+                col("host", ColumnKind::Text, false),
+                col("pid", ColumnKind::Int64, false),
+                // running | stopped
+                col("status", ColumnKind::Text, false),
+                col("started_at", ColumnKind::SyncedAt, false),
+                col("heartbeat_at", ColumnKind::SyncedAt, false),
+            ],
+            primary_key: vec!["id".into()],
+            indexes: vec![],
+        },
+        // The API call budget shared by every process of an app: calls reserved per
+        // (app, division) and window (`minute`, `day`), and the service's last word on it
+        // (X-RateLimit-* headers).
+        TableDef {
+            name: "odata_rate_budget".into(),
+            entity: String::new(),
+            entity_set: String::new(),
+            entity_type: String::new(),
+            rust_type: String::new(),
+            division: false,
+            columns: vec![
+                col("service", ColumnKind::Text, false),
+                col("client_id", ColumnKind::Text, false),
+                col("division", ColumnKind::Int64, false),
+                // minute | day
+                col("window_kind", ColumnKind::Text, false),
+                // Start of the current window, UTC epoch ms.
+                col("window_start_ms", ColumnKind::Int64, false),
+                col("used", ColumnKind::Int64, false),
+                col("limit_value", ColumnKind::Int64, true),
+                col("remaining_reported", ColumnKind::Int64, true),
+                col("reset_at_ms", ColumnKind::Int64, true),
+                col("updated_at", ColumnKind::SyncedAt, false),
+            ],
+            primary_key: vec![
+                "service".into(),
+                "client_id".into(),
+                "division".into(),
+                "window_kind".into(),
+            ],
+            indexes: vec![],
+        },
     ]
 }
