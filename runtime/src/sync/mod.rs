@@ -27,7 +27,7 @@ use serde_json::Value;
 use serde_with::DeserializeAs;
 use std::time::{Duration, Instant};
 
-pub use state::{read_cursor, Cursor, CursorKind};
+pub use state::{queue_run, read_cursor, Cursor, CursorKind};
 pub use tokens::{DbTokenStore, SecretKey};
 
 /// The sqlx migrators of the checked-in migrations (`generated/migrations/{sqlite,postgres}`).
@@ -84,6 +84,36 @@ pub struct SyncSpec {
     pub order_by_cursor: bool,
     /// Groups of runs started together (`odata_sync_runs.batch_id`).
     pub batch_id: Option<String>,
+    /// A run record already inserted as `queued` by [`queue_run`]; the run takes it over
+    /// (`None`: a new record is inserted).
+    pub run_id: Option<String>,
+    /// Called after every page is committed (progress bars).
+    pub progress: Option<Progress>,
+}
+
+/// What a progress callback sees after each committed page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageProgress {
+    /// Rows received so far in this run.
+    pub rows: u64,
+    /// Pages committed so far.
+    pub pages: u64,
+}
+
+/// A progress callback ([`SyncSpec::progress`]).
+#[derive(Clone)]
+pub struct Progress(pub std::sync::Arc<dyn Fn(PageProgress) + Send + Sync>);
+
+impl Progress {
+    pub fn new(f: impl Fn(PageProgress) + Send + Sync + 'static) -> Self {
+        Progress(std::sync::Arc::new(f))
+    }
+}
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress")
+    }
 }
 
 impl SyncSpec {
@@ -102,6 +132,8 @@ impl SyncSpec {
             modified_overlap: Duration::from_secs(300),
             order_by_cursor: true,
             batch_id: None,
+            run_id: None,
+            progress: None,
         }
     }
     pub fn full_refresh(mut self, yes: bool) -> Self {
@@ -224,7 +256,17 @@ pub async fn sync_entity<E: Entity + Table>(
     db: &Db,
     spec: &SyncSpec,
 ) -> Result<RunReport, SyncError> {
-    let table = E::TABLE;
+    sync_table::<E>(client, db, spec, E::TABLE).await
+}
+
+/// [`sync_entity`] into a given table of `E` (for code that reaches entity types through
+/// `visit_tables`, where only `TableInfo` is at hand).
+pub async fn sync_table<E: Entity>(
+    client: &Client,
+    db: &Db,
+    spec: &SyncSpec,
+    table: &'static TableInfo,
+) -> Result<RunReport, SyncError> {
     let run = state::start_run(db, spec, table).await?;
     let result = run_entity::<E>(client, db, spec, table, &run).await;
     match result {
@@ -241,7 +283,7 @@ pub async fn sync_entity<E: Entity + Table>(
     }
 }
 
-async fn run_entity<E: Entity + Table>(
+async fn run_entity<E: Entity>(
     client: &Client,
     db: &Db,
     spec: &SyncSpec,
@@ -319,6 +361,12 @@ async fn run_entity<E: Entity + Table>(
         report.rows_fetched += batch.len() as u64;
         report.pages += 1;
         tri!(state::write_page(db, spec, table, &batch, cursor.as_ref(), Utc::now()).await);
+        if let Some(p) = &spec.progress {
+            (p.0)(PageProgress {
+                rows: report.rows_fetched,
+                pages: report.pages,
+            });
+        }
     }
     if let (Some(k), Some(m), false) = (kind, max, spec.order_by_cursor) {
         tri!(state::write_page::<E>(db, spec, table, &[], Some(&(k, m.text())), Utc::now()).await);
@@ -421,6 +469,18 @@ pub async fn sync_deleted(
     tables: &[TableInfo],
 ) -> Result<RunReport, SyncError> {
     let spec = SyncSpec::new(service, "SyncDeleted", "sync/Deleted", Some(division));
+    sync_deleted_spec(client, db, &spec, tables).await
+}
+
+/// [`sync_deleted`] with a full [`SyncSpec`] (entity name, endpoint, division, queued run id,
+/// progress callback, full refresh).
+pub async fn sync_deleted_spec(
+    client: &Client,
+    db: &Db,
+    spec: &SyncSpec,
+    tables: &[TableInfo],
+) -> Result<RunReport, SyncError> {
+    let spec = spec.clone();
     let pseudo = deleted_pseudo_table();
     let run = state::start_run(db, &spec, pseudo).await?;
     let res = run_deleted(client, db, &spec, tables, &run).await;
@@ -681,4 +741,85 @@ mod tests {
         assert_eq!(deleted_entity_set(1), Some("TransactionLines"));
         assert_eq!(deleted_entity_set(52), None);
     }
+}
+
+/// After a complete (unfiltered) fetch that started at `fetch_started`: marks `deleted_at` on
+/// the rows of `table` (in `division`) that the fetch did not write, i.e. rows the service no
+/// longer has. Rows are never physically deleted. Returns the number of rows marked.
+pub async fn mark_unseen_deleted(
+    db: &Db,
+    table: &TableInfo,
+    division: Option<i32>,
+    fetch_started: DateTime<Utc>,
+) -> Result<u64, SyncError> {
+    if table.column("synced_at").is_none() || table.column("deleted_at").is_none() {
+        return Ok(0);
+    }
+    let t = quote_ident(table.name);
+    let by_division = table.division && division.is_some();
+    let now = Utc::now();
+    let n = match db {
+        Db::Sqlite(p) => {
+            let mut sql = format!("UPDATE {t} SET \"deleted_at\" = ? WHERE \"deleted_at\" IS NULL AND julianday(\"synced_at\") < julianday(?)");
+            if by_division {
+                sql.push_str(" AND \"division\" = ?");
+            }
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+                .bind(fetch_started.to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
+            if by_division {
+                q = q.bind(division);
+            }
+            q.execute(p).await?.rows_affected()
+        }
+        Db::Postgres(p) => {
+            let mut sql = format!(
+                "UPDATE {t} SET \"deleted_at\" = $1 WHERE \"deleted_at\" IS NULL AND \"synced_at\" < $2"
+            );
+            if by_division {
+                sql.push_str(" AND \"division\" = $3");
+            }
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(now)
+                .bind(fetch_started);
+            if by_division {
+                q = q.bind(division);
+            }
+            q.execute(p).await?.rows_affected()
+        }
+    };
+    Ok(n)
+}
+
+/// Rows of `table` (in `division`) not marked deleted.
+pub async fn count_live(db: &Db, table: &TableInfo, division: Option<i32>) -> Result<i64, SyncError> {
+    let t = quote_ident(table.name);
+    let by_division = table.division && division.is_some();
+    let has_deleted = table.column("deleted_at").is_some();
+    let mut sql = format!("SELECT COUNT(*) FROM {t} WHERE 1 = 1");
+    if has_deleted {
+        sql.push_str(" AND \"deleted_at\" IS NULL");
+    }
+    Ok(match db {
+        Db::Sqlite(p) => {
+            if by_division {
+                sql.push_str(" AND \"division\" = ?");
+            }
+            let mut q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql));
+            if by_division {
+                q = q.bind(division);
+            }
+            q.fetch_one(p).await?
+        }
+        Db::Postgres(p) => {
+            if by_division {
+                sql.push_str(" AND \"division\" = $1");
+            }
+            let mut q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql));
+            if by_division {
+                q = q.bind(division);
+            }
+            q.fetch_one(p).await?
+        }
+    })
 }
