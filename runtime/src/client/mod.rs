@@ -256,6 +256,7 @@ impl std::fmt::Debug for Client {
 enum Expect {
     Json,
     Text,
+    Xml,
 }
 
 /// One GET as the retry loop sees it.
@@ -421,6 +422,39 @@ impl Client {
         Ok(codes)
     }
 
+    /// A document below the service as text, with the client's auth, limits and retries
+    /// (`Accept: application/xml`), e.g. `financial/$metadata` in a division or `$metadata` at
+    /// the root. The body is returned unchanged (a UTF-8 BOM included); a body that is not
+    /// UTF-8 is [`ClientError::Unexpected`], an HTML page [`ClientError::Html`].
+    pub async fn get_text(
+        &self,
+        division: impl Into<Option<i32>>,
+        path: &str,
+    ) -> Result<String, ClientError> {
+        let division = division.into();
+        let url = self.url(division, path)?;
+        let key = limits::endpoint_key(path);
+        self.get_parsed(
+            &Get {
+                url: &url,
+                division,
+                endpoint: &key,
+                dialect: self.inner.dialect,
+                expect: Expect::Xml,
+            },
+            |u, body| {
+                String::from_utf8(body.to_vec()).map_err(|e| ClientError::Unexpected {
+                    url: u.to_string(),
+                    detail: format!(
+                        "the body is not UTF-8 (invalid byte at offset {})",
+                        e.utf8_error().valid_up_to()
+                    ),
+                })
+            },
+        )
+        .await
+    }
+
     /// First login (§3): exchanges an authorization code (as received on the redirect, URL
     /// encoded or not) for a token pair and saves it in the store.
     pub async fn exchange_authorization_code(&self, code: &str) -> Result<TokenSet, ClientError> {
@@ -492,6 +526,7 @@ impl Client {
             .build();
         let accept = match (req.expect, req.dialect) {
             (Expect::Text, _) => "text/plain, application/json;q=0.5",
+            (Expect::Xml, _) => "application/xml, text/xml;q=0.9",
             (Expect::Json, Dialect::V4) => "application/json;IEEE754Compatible=true",
             (Expect::Json, _) => "application/json",
         };
