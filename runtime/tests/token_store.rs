@@ -709,6 +709,13 @@ fn check_run(name: &str, h: &fake_exact::Handle, kids: Vec<Child>, v_start: i64)
         stats.calls_total, stats.errors, stats.violations
     );
     assert!(virtual_h >= 2.0, "{virtual_h}");
+    let kind = |k: &str| stats.violations.iter().filter(|v| v.kind == k).count();
+    assert_eq!(kind("early_refresh"), 0, "{name}: refreshed before 570 s");
+    assert_eq!(
+        kind("rotated_refresh_token_reuse"),
+        0,
+        "{name}: a rotated refresh token was used"
+    );
     assert!(
         stats.violations.is_empty(),
         "{name}: {:?}",
