@@ -27,7 +27,7 @@ use odata_codegen::config::EntitySelection;
 use odata_codegen::model::build_model;
 use odata_codegen::service::ServiceDir;
 use odata_codegen::source::SourceFile;
-use odata_codegen::sql::diff::{diff_models, ModelDiff, Severity};
+use odata_codegen::sql::diff::{diff_models, diff_tables, ModelDiff, Severity, TableChange};
 use odata_codegen::Diagnostics;
 use odata_runtime::client::Client;
 use odata_runtime::sql::Db;
@@ -74,6 +74,9 @@ pub struct RefreshReport {
     /// Old → new model of the selected entities; `None` when the cached documents do not
     /// build a model (nothing to compare with).
     pub diff: Option<ModelDiff>,
+    /// What the next migration will do to the tables (new columns with their SQL names and
+    /// types, ...); empty without an old model.
+    pub table_changes: Vec<TableChange>,
     pub dry_run: bool,
     /// Files rewritten (none on a dry run).
     pub written: Vec<PathBuf>,
@@ -128,10 +131,32 @@ impl RefreshReport {
             }
             Some(diff) => {
                 s.push_str(&diff.report());
-                if diff.severity() == Severity::Breaking {
+                if !self.table_changes.is_empty() {
+                    let _ = writeln!(s, "tables:");
+                    for c in &self.table_changes {
+                        let mark = match (c.is_removal(), c.severity()) {
+                            (true, _) => "  kept     ",
+                            (false, Severity::Breaking) => "  BREAKING ",
+                            _ => "           ",
+                        };
+                        let _ = writeln!(s, "{mark}{c}");
+                    }
+                }
+                let blocking = self
+                    .table_changes
+                    .iter()
+                    .any(|c| !c.is_removal() && c.severity() == Severity::Breaking);
+                if blocking {
                     let _ = writeln!(
                         s,
-                        "breaking changes: `cargo build` will stop and name them; write the migration with `odatagen migrate --service {} --allow-breaking`",
+                        "breaking changes (types, nullability or keys): `cargo build` will stop and name them; write the migration with `odatagen migrate --service {} --allow-breaking`",
+                        self.written_dir()
+                    );
+                }
+                if self.table_changes.iter().any(TableChange::is_removal) {
+                    let _ = writeln!(
+                        s,
+                        "removed columns and tables are kept (`cargo build` warns); drop them with `odatagen migrate --service {} --drop-removed`",
                         self.written_dir()
                     );
                 }
@@ -146,13 +171,17 @@ impl RefreshReport {
         if self.dry_run {
             let _ = writeln!(s, "dry run: the cache was not changed");
         } else {
+            let migration =
+                self.diff.is_none() || self.table_changes.iter().any(|c| !c.is_removal());
             let _ = writeln!(
                 s,
-                "wrote {} files; `cargo build` will regenerate the entity types{}",
+                "wrote {} file{}; `cargo build` will regenerate the entity types{}",
                 self.written.len(),
-                match &self.diff {
-                    Some(d) if d.is_empty() => "",
-                    _ => " and write a new migration",
+                if self.written.len() == 1 { "" } else { "s" },
+                if migration {
+                    " and write a new migration"
+                } else {
+                    ""
                 }
             );
         }
@@ -347,7 +376,13 @@ pub async fn refresh_with(
         )));
     };
     let (old_model, _) = sd.model(false);
-    let diff = old_model.map(|old| diff_models(&old, &new_model));
+    let (diff, table_changes) = match old_model {
+        Some(old) => (
+            Some(diff_models(&old, &new_model)),
+            diff_tables(&sd.tables(&old), &sd.tables(&new_model)),
+        ),
+        None => (None, Vec::new()),
+    };
     // 3. Write what changed.
     let mut documents = Vec::new();
     let mut written = Vec::new();
@@ -370,6 +405,7 @@ pub async fn refresh_with(
         service: service.name.clone(),
         documents,
         diff,
+        table_changes,
         dry_run,
         written,
     })

@@ -145,6 +145,10 @@ fn unchanged_then_added_property_then_dry_run() {
         "{stdout}"
     );
     assert!(stdout.contains("additive"), "{stdout}");
+    assert!(
+        stdout.contains("new column exact_gl_accounts.refresh_probe"),
+        "{stdout}"
+    );
     assert!(stdout.contains("cargo build"), "{stdout}");
     let after = snapshot(&svc);
     assert_eq!(
@@ -238,4 +242,76 @@ fn an_unknown_service_is_a_usage_error() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// A service with one document and no divisions (Northwind, V4, no auth): its `$metadata` at
+/// the service root is the cached `northwind.xml`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_document_service_refreshes_from_the_root_metadata() {
+    use axum::http::{header, StatusCode};
+    use axum::response::IntoResponse;
+    let repo = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../metadata-cache/northwind"
+    ));
+    let tmp = tempfile::tempdir().unwrap();
+    let svc = tmp.path().join("cache").join("northwind");
+    std::fs::create_dir_all(&svc).unwrap();
+    for f in ["northwind.xml", "service.toml"] {
+        std::fs::write(svc.join(f), std::fs::read(repo.join(f)).unwrap()).unwrap();
+    }
+    let anchor = "<Property Name=\"Phone\" Type=\"Edm.String\" MaxLength=\"24\" />\n";
+    let text = std::fs::read_to_string(repo.join("northwind.xml")).unwrap();
+    let shipper = text.find("<EntityType Name=\"Shipper\">").unwrap();
+    let at = shipper + text[shipper..].find(anchor).unwrap() + anchor.len();
+    let served = format!(
+        "{}        <Property Name=\"Website\" Type=\"Edm.String\" />\n{}",
+        &text[..at],
+        &text[at..]
+    );
+    let served2 = served.clone();
+    let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+        let served = served2.clone();
+        async move {
+            if req.uri().path() == "/svc/$metadata" {
+                ([(header::CONTENT_TYPE, "application/xml")], served).into_response()
+            } else {
+                (StatusCode::NOT_FOUND, "not found").into_response()
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let cache = tmp.path().join("cache");
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_odatasync"))
+            .arg("--metadata-cache")
+            .arg(&cache)
+            .args(["refresh-metadata", "--service", "northwind"])
+            .env("ODATASYNC_BASE_URL", format!("http://{addr}/svc/"))
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!("http://{addr}/svc/$metadata")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("+ Shippers.Website: Edm.String"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("new column northwind_shippers.website"),
+        "{stdout}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(svc.join("northwind.xml")).unwrap(),
+        served
+    );
 }
