@@ -23,6 +23,8 @@ struct Northwind {
     sets: BTreeMap<String, Vec<Value>>,
     /// Every request: path and query.
     log: Vec<String>,
+    /// Server-driven paging without next links (a server that truncates silently).
+    no_next_links: bool,
 }
 
 fn customer(id: &str, name: &str, city: Option<&str>) -> Value {
@@ -67,6 +69,7 @@ fn northwind_data() -> Northwind {
     Northwind {
         sets,
         log: Vec::new(),
+        no_next_links: false,
     }
 }
 
@@ -102,7 +105,7 @@ async fn northwind_server(state: Arc<Mutex<Northwind>>) -> String {
                 "@odata.context": format!("$metadata#{set}"),
                 "value": page,
             });
-            if !page.is_empty() {
+            if !page.is_empty() && !st.no_next_links {
                 body["@odata.nextLink"] = json!(format!("{set}?$skiptoken={}", skip + PAGE));
             }
             (
@@ -374,4 +377,37 @@ async fn v2_without_auth_fake_exact() {
     assert!(!out.contains("failed "), "{out}");
     assert_eq!(count("exact_sync_gl_accounts").await, 25);
     assert_eq!(count("exact_journals").await, 7);
+}
+
+/// A server that pages without next links: the client has `$skip` paging
+/// (`Query::skip_paging`), but the sync does not turn it on, so only the first page arrives;
+/// `check_count` (the default) catches the truncation instead of reporting success.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v4_paging_without_next_links_fails_the_count_check() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut data = northwind_data();
+    data.no_next_links = true;
+    let state = Arc::new(Mutex::new(data));
+    let base = northwind_server(state.clone()).await;
+    let db = format!("sqlite:{}?mode=rwc", tmp.path().join("nw.sqlite").display());
+    let args: Vec<String> = [
+        "--no-progress",
+        "sync",
+        "--service",
+        "northwind",
+        "--entities",
+        "Customers",
+        "--database",
+        &db,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let out = odatasync(args, vec![("ODATASYNC_BASE_URL".into(), base)], tmp.path()).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("check_count: 2 rows stored, the service counts 5"),
+        "{stderr}"
+    );
 }
