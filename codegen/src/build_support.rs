@@ -145,7 +145,10 @@ pub fn generate_into_with_migrations(
             "        {n:?} => {{\n            {m}::visit_tables(visitor);\n            true\n        }}"
         );
     }
-    let _ = writeln!(services, "        _ => {{\n            let _ = visitor;\n            false\n        }}\n    }}\n}}");
+    let _ = writeln!(
+        services,
+        "        _ => {{\n            let _ = visitor;\n            false\n        }}\n    }}\n}}"
+    );
     write_if_changed(&out_dir.join("services.rs"), &services).map_err(|e| e.to_string())?;
     report.services = names;
     if let Some(root) = migrations {

@@ -56,9 +56,16 @@ impl From<sqlx::Error> for SyncError {
 }
 
 /// Applies the checked-in migrations for the database's backend (a no-op when applied).
+/// Processes starting at once on one database apply them once: PostgreSQL through sqlx's
+/// advisory lock, a SQLite file through an exclusive lock on `<db file>.migrate-lock`.
 pub async fn apply_migrations(db: &Db) -> Result<(), SyncError> {
     match db {
-        Db::Sqlite(p) => MIGRATOR_SQLITE.run(p).await?,
+        Db::Sqlite(p) => {
+            let _lock = tokens::sqlite_migrate_lock(&p.connect_options())
+                .await
+                .map_err(|e| SyncError::Other(format!("migrations: {e}")))?;
+            MIGRATOR_SQLITE.run(p).await?
+        }
         Db::Postgres(p) => MIGRATOR_POSTGRES.run(p).await?,
     }
     Ok(())
@@ -702,47 +709,6 @@ fn deletion_sql(t: &TableInfo, pg: bool) -> (String, bool) {
     (sql, has_ts)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn timestamp_filter_is_an_exact_int64_literal() {
-        // Above 2^53: a float would round it.
-        let f = cursor_filter(CursorKind::Timestamp, "9007199254740993", Duration::ZERO).unwrap();
-        assert_eq!(f, "Timestamp gt 9007199254740993L");
-        assert!(cursor_filter(CursorKind::Timestamp, "1.5e3", Duration::ZERO).is_err());
-        let row = serde_json::json!({"Timestamp": "9007199254740993"});
-        assert_eq!(
-            row_cursor(CursorKind::Timestamp, &row).map(|v| v.text()),
-            Some("9007199254740993".to_string())
-        );
-    }
-
-    #[test]
-    fn modified_filter_is_a_closed_bound_with_the_overlap_floored_to_seconds() {
-        let f = cursor_filter(
-            CursorKind::Modified,
-            "2021-01-04T08:08:00.250",
-            Duration::from_secs(120),
-        )
-        .unwrap();
-        assert_eq!(f, "Modified ge datetime'2021-01-04T08:06:00'");
-        let row = serde_json::json!({"Modified": "/Date(1609747680000)/"});
-        assert_eq!(
-            row_cursor(CursorKind::Modified, &row).map(|v| v.text()),
-            Some("2021-01-04T08:08:00.000".to_string())
-        );
-    }
-
-    #[test]
-    fn deletion_entity_type_codes() {
-        assert_eq!(deleted_entity_set(7), Some("GLAccounts"));
-        assert_eq!(deleted_entity_set(1), Some("TransactionLines"));
-        assert_eq!(deleted_entity_set(52), None);
-    }
-}
-
 /// After a complete (unfiltered) fetch that started at `fetch_started`: marks `deleted_at` on
 /// the rows of `table` (in `division`) that the fetch did not write, i.e. rows the service no
 /// longer has. Rows are never physically deleted. Returns the number of rows marked.
@@ -792,7 +758,11 @@ pub async fn mark_unseen_deleted(
 }
 
 /// Rows of `table` (in `division`) not marked deleted.
-pub async fn count_live(db: &Db, table: &TableInfo, division: Option<i32>) -> Result<i64, SyncError> {
+pub async fn count_live(
+    db: &Db,
+    table: &TableInfo,
+    division: Option<i32>,
+) -> Result<i64, SyncError> {
     let t = quote_ident(table.name);
     let by_division = table.division && division.is_some();
     let has_deleted = table.column("deleted_at").is_some();
@@ -822,4 +792,45 @@ pub async fn count_live(db: &Db, table: &TableInfo, division: Option<i32>) -> Re
             q.fetch_one(p).await?
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamp_filter_is_an_exact_int64_literal() {
+        // Above 2^53: a float would round it.
+        let f = cursor_filter(CursorKind::Timestamp, "9007199254740993", Duration::ZERO).unwrap();
+        assert_eq!(f, "Timestamp gt 9007199254740993L");
+        assert!(cursor_filter(CursorKind::Timestamp, "1.5e3", Duration::ZERO).is_err());
+        let row = serde_json::json!({"Timestamp": "9007199254740993"});
+        assert_eq!(
+            row_cursor(CursorKind::Timestamp, &row).map(|v| v.text()),
+            Some("9007199254740993".to_string())
+        );
+    }
+
+    #[test]
+    fn modified_filter_is_a_closed_bound_with_the_overlap_floored_to_seconds() {
+        let f = cursor_filter(
+            CursorKind::Modified,
+            "2021-01-04T08:08:00.250",
+            Duration::from_secs(120),
+        )
+        .unwrap();
+        assert_eq!(f, "Modified ge datetime'2021-01-04T08:06:00'");
+        let row = serde_json::json!({"Modified": "/Date(1609747680000)/"});
+        assert_eq!(
+            row_cursor(CursorKind::Modified, &row).map(|v| v.text()),
+            Some("2021-01-04T08:08:00.000".to_string())
+        );
+    }
+
+    #[test]
+    fn deletion_entity_type_codes() {
+        assert_eq!(deleted_entity_set(7), Some("GLAccounts"));
+        assert_eq!(deleted_entity_set(1), Some("TransactionLines"));
+        assert_eq!(deleted_entity_set(52), None);
+    }
 }

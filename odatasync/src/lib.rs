@@ -1,0 +1,20 @@
+//! `odatasync`: replicate OData services into SQLite or PostgreSQL with the entity types of the
+//! `generated` crate. The CLI (`src/main.rs`) is a thin layer over this library:
+//!
+//! * [`service::Service`]: a `metadata-cache/<service>/` folder and its generated tables;
+//! * [`connect`]: the client (credentials from the environment, encrypted token store in the
+//!   target database, first login, divisions);
+//! * [`plan`]: which entities, in which order (`config.json`: `skip`, `dependsOn`, ...);
+//! * [`run`]: runs a plan over divisions, records every run, reports what changed;
+//! * [`status`], [`demo`].
+
+pub mod connect;
+pub mod demo;
+pub mod error;
+pub mod plan;
+pub mod refresh;
+pub mod run;
+pub mod service;
+pub mod status;
+
+pub use error::Error;
