@@ -275,8 +275,11 @@ fn advisory_key(service: &str, client_id: &str) -> i64 {
     h as i64
 }
 
-/// `<db file>.token-lock`, or `None` for an in-memory database.
-fn sqlite_lock_path(opts: &sqlx::sqlite::SqliteConnectOptions) -> Result<Option<PathBuf>, String> {
+/// `<db file><suffix>` (`.token-lock`, `.migrate-lock`), or `None` for an in-memory database.
+fn sqlite_lock_path(
+    opts: &sqlx::sqlite::SqliteConnectOptions,
+    suffix: &str,
+) -> Result<Option<PathBuf>, String> {
     let file = opts.get_filename();
     let name = file.to_string_lossy();
     // sqlx names `sqlite::memory:` databases `file:sqlx-in-memory-N`; `?mode=memory` keeps
@@ -291,8 +294,36 @@ fn sqlite_lock_path(opts: &sqlx::sqlite::SqliteConnectOptions) -> Result<Option<
     let abs = std::path::absolute(file)
         .map_err(|e| format!("the SQLite database path {}: {e}", file.display()))?;
     let mut lock = abs.into_os_string();
-    lock.push(".token-lock");
+    lock.push(suffix);
     Ok(Some(PathBuf::from(lock)))
+}
+
+/// Blocks until this process holds the exclusive lock of `<db file>.migrate-lock` (`None` for
+/// an in-memory database); released when the file is dropped. sqlx's migrator serialises
+/// concurrent runs on PostgreSQL with an advisory lock but takes no lock on SQLite, so two
+/// processes starting on a fresh file would both apply the first migration and one would fail
+/// with "table … already exists".
+#[allow(clippy::incompatible_msrv)]
+pub(crate) async fn sqlite_migrate_lock(
+    opts: &sqlx::sqlite::SqliteConnectOptions,
+) -> Result<Option<std::fs::File>, String> {
+    let Some(path) = sqlite_lock_path(opts, ".migrate-lock")? else {
+        return Ok(None);
+    };
+    tokio::task::spawn_blocking(move || {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| format!("cannot open the lock file {}: {e}", path.display()))?;
+        file.lock()
+            .map_err(|e| format!("cannot lock {}: {e}", path.display()))?;
+        Ok(Some(file))
+    })
+    .await
+    .map_err(|e| format!("migration lock task: {e}"))?
 }
 
 fn utc_text(t: &DateTime<Utc>) -> String {
@@ -314,7 +345,7 @@ impl DbTokenStore {
         let service = service.into();
         let client_id = client_id.into();
         let locking = match &db {
-            Db::Sqlite(p) => match sqlite_lock_path(&p.connect_options()) {
+            Db::Sqlite(p) => match sqlite_lock_path(&p.connect_options(), ".token-lock") {
                 Ok(Some(path)) => Locking::File(path),
                 Ok(None) => Locking::InProcess,
                 Err(e) => return Err(TokenStoreError(format!("token store: {e}"))),
