@@ -64,6 +64,10 @@ pub struct EntityConfig {
     /// Extension: table name override.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub table: Option<String>,
+    /// Extension: page with `$top`/`$skip` (this many rows a page) when the service sends no
+    /// next link (servers that cap their answers silently).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_paging: Option<u64>,
 }
 
 fn yes() -> bool {
@@ -83,7 +87,7 @@ pub struct EntitySelection {
     pub entities: BTreeMap<String, EntityConfig>,
 }
 
-const ALLOWED_KEYS: &str = "endpoint, ensure_division_column, skip, check_count, one_division_only, webhookTopics, dependsOn, select, key, incremental, table";
+const ALLOWED_KEYS: &str = "endpoint, ensure_division_column, skip, check_count, one_division_only, webhookTopics, dependsOn, select, key, incremental, table, skip_paging";
 
 impl EntitySelection {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {

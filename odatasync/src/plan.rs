@@ -26,6 +26,8 @@ pub struct PlannedEntity {
     pub depends_on: Vec<String>,
     /// `sync/Deleted`: marks deletions in the other tables instead of filling its own.
     pub is_deletion_log: bool,
+    /// config.json `skip_paging`: `$top`/`$skip` paging when the service sends no next link.
+    pub skip_paging: Option<u64>,
 }
 
 /// Builds the plan: the entities named (any, including `skip`ped ones), or else every entity
@@ -75,6 +77,7 @@ pub fn plan(service: &Service, names: Option<&[String]>) -> Result<Vec<PlannedEn
                 .cloned()
                 .collect(),
             is_deletion_log,
+            skip_paging: cfg.skip_paging,
         };
         if is_deletion_log {
             deletion_log.push(p);

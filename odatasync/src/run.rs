@@ -222,6 +222,7 @@ pub async fn run_batch(
             let mut spec = SyncSpec::new(&service.name, &p.name, &p.endpoint, *div);
             spec.full_refresh = opts.full_refresh;
             spec.batch_id = Some(batch_id.clone());
+            spec.skip_paging = p.skip_paging;
             if let Some(o) = opts.modified_overlap {
                 spec.modified_overlap = o;
             }

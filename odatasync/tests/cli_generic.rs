@@ -94,9 +94,14 @@ async fn northwind_server(state: Arc<Mutex<Northwind>>) -> String {
                 return ([(header::CONTENT_TYPE, "text/plain")], n.to_string()).into_response();
             }
             let set = rest.to_string();
+            // `$skiptoken` (our next links) or a client's `$skip` (no next links); the page
+            // is capped at PAGE rows whatever `$top` asks for.
             let skip: usize = query
                 .split('&')
-                .find_map(|kv| kv.strip_prefix("$skiptoken="))
+                .find_map(|kv| {
+                    kv.strip_prefix("$skiptoken=")
+                        .or_else(|| kv.strip_prefix("$skip="))
+                })
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0);
             let rows = st.sets.get(&set).cloned().unwrap_or_default();
@@ -410,4 +415,62 @@ async fn v4_paging_without_next_links_fails_the_count_check() {
         stderr.contains("check_count: 2 rows stored, the service counts 5"),
         "{stderr}"
     );
+}
+
+/// The same server with `"skip_paging": 2` in config.json (an extension): the sync pages with
+/// `$top=2&$skip=N` and stores every row; check_count passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v4_paging_without_next_links_works_with_skip_paging() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let nw = cache.join("northwind");
+    std::fs::create_dir_all(&nw).unwrap();
+    let src = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../metadata-cache/northwind"
+    ));
+    for e in std::fs::read_dir(src).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), nw.join(e.file_name())).unwrap();
+    }
+    std::fs::write(
+        nw.join("config.json"),
+        r#"{"Customers": {"endpoint": "Customers", "skip_paging": 2}}"#,
+    )
+    .unwrap();
+    let mut data = northwind_data();
+    data.no_next_links = true;
+    let state = Arc::new(Mutex::new(data));
+    let base = northwind_server(state.clone()).await;
+    let db = format!("sqlite:{}?mode=rwc", tmp.path().join("nw.sqlite").display());
+    let args: Vec<String> = [
+        "--no-progress",
+        "--metadata-cache",
+        cache.to_str().unwrap(),
+        "sync",
+        "--service",
+        "northwind",
+        "--entities",
+        "Customers",
+        "--database",
+        &db,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let out = odatasync(args, vec![("ODATASYNC_BASE_URL".into(), base)], tmp.path()).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let log = state.lock().unwrap().log.clone();
+    assert!(
+        log.iter()
+            .any(|l| l.contains("$skip=4") && l.contains("$top=2")),
+        "{log:?}"
+    );
+    let pool = sqlx::SqlitePool::connect(&db).await.unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM northwind_customers")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 5);
 }

@@ -96,6 +96,8 @@ pub struct SyncSpec {
     pub run_id: Option<String>,
     /// Called after every page is committed (progress bars).
     pub progress: Option<Progress>,
+    /// Page with `$top`/`$skip` (this many rows a page) when the service sends no next link.
+    pub skip_paging: Option<u64>,
 }
 
 /// What a progress callback sees after each committed page.
@@ -141,6 +143,7 @@ impl SyncSpec {
             batch_id: None,
             run_id: None,
             progress: None,
+            skip_paging: None,
         }
     }
     pub fn full_refresh(mut self, yes: bool) -> Self {
@@ -329,6 +332,9 @@ async fn run_entity<E: Entity>(
     let count_before = tri!(db.count(table, spec.division).await);
 
     let mut query = client.rows::<E>(spec.division).endpoint(&spec.endpoint);
+    if let Some(n) = spec.skip_paging {
+        query = query.skip_paging(n);
+    }
     if let (Some(k), Some(v)) = (kind, report.cursor_before.as_deref()) {
         query = query.filter(tri!(cursor_filter(k, v, spec.modified_overlap)));
     }
