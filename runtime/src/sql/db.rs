@@ -6,6 +6,7 @@
 //! needs no per-entity `FromRow` derive (which would add a proc-macro expansion per entity to the
 //! generated crate's compile time) and no sqlx dependency at all.
 
+use super::fields::Fields;
 use super::{
     quote_ident, ColumnInfo, ColumnKind, Table, TableInfo, POSTGRES_BIND_LIMIT, SQLITE_BIND_LIMIT,
 };
@@ -192,20 +193,11 @@ pub async fn read_rows<E: Entity>(
 
 /// Serialised rows, deduplicated by primary key (the last occurrence wins: PostgreSQL refuses
 /// an `ON CONFLICT DO UPDATE` that touches one row twice).
-fn to_objects<E: Entity>(
-    table: &TableInfo,
-    rows: &[E],
-) -> Result<Vec<Map<String, Value>>, SqlError> {
-    let mut out: Vec<Map<String, Value>> = Vec::with_capacity(rows.len());
+fn to_objects<E: Entity>(table: &TableInfo, rows: &[E]) -> Result<Vec<Fields>, SqlError> {
+    let mut out: Vec<Fields> = Vec::with_capacity(rows.len());
     for r in rows {
-        match serde_json::to_value(r) {
-            Ok(Value::Object(m)) => out.push(m),
-            Ok(_) => {
-                return Err(SqlError::Other(format!(
-                    "{}: a row does not serialise to a JSON object",
-                    table.name
-                )))
-            }
+        match Fields::of(r) {
+            Ok(f) => out.push(f),
             Err(source) => {
                 return Err(SqlError::Json {
                     table: table.name.to_string(),
@@ -222,7 +214,7 @@ fn to_objects<E: Entity>(
         .iter()
         .map(|k| table.column(k).and_then(|c| c.wire_name))
         .collect();
-    let key_of = |m: &Map<String, Value>| -> String {
+    let key_of = |m: &Fields| -> String {
         let parts: Vec<&Value> = key_wires
             .iter()
             .map(|w| w.and_then(|w| m.get(w)).unwrap_or(&Value::Null))
@@ -270,7 +262,7 @@ fn text_of(v: &Value) -> String {
 fn convert(
     table: &TableInfo,
     col: &ColumnInfo,
-    obj: &Map<String, Value>,
+    obj: &Fields,
     division: Option<i32>,
     synced_at: DateTime<Utc>,
 ) -> Result<Bound, SqlError> {
@@ -367,6 +359,33 @@ fn utc_text(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
+/// `%Y-%m-%d` without parsing a format string per value.
+fn date_text(d: NaiveDate) -> String {
+    use chrono::Datelike;
+    if (0..=9999).contains(&d.year()) {
+        format!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day())
+    } else {
+        d.format("%Y-%m-%d").to_string()
+    }
+}
+
+/// `%H:%M:%S%.f` (0, 3, 6 or 9 fraction digits, as chrono prints it) without parsing a format
+/// string per value.
+fn time_text(t: NaiveTime) -> String {
+    use chrono::Timelike;
+    let ns = t.nanosecond() % 1_000_000_000;
+    let base = format!("{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second());
+    if ns == 0 {
+        base
+    } else if ns % 1_000_000 == 0 {
+        format!("{base}.{:03}", ns / 1_000_000)
+    } else if ns % 1_000 == 0 {
+        format!("{base}.{:06}", ns / 1_000)
+    } else {
+        format!("{base}.{ns:09}")
+    }
+}
+
 fn bind_sqlite(args: &mut SqliteArguments, b: Bound) -> Result<(), sqlx::error::BoxDynError> {
     match b {
         Bound::Null => args.add(Option::<String>::None),
@@ -374,10 +393,15 @@ fn bind_sqlite(args: &mut SqliteArguments, b: Bound) -> Result<(), sqlx::error::
         Bound::Bool(v) => args.add(v),
         Bound::Int(v) => args.add(v),
         Bound::Float(v) => args.add(v),
-        Bound::Date(d) => args.add(d.format("%Y-%m-%d").to_string()),
-        Bound::DateTime(d) => args.add(d.format("%Y-%m-%dT%H:%M:%S%.f").to_string()),
+        Bound::Date(d) => args.add(date_text(d)),
+        Bound::DateTime(d) => {
+            let mut s = date_text(d.date());
+            s.push('T');
+            s.push_str(&time_text(d.time()));
+            args.add(s)
+        }
         Bound::Instant(t) => args.add(utc_text(&t)),
-        Bound::Time(t) => args.add(t.format("%H:%M:%S%.f").to_string()),
+        Bound::Time(t) => args.add(time_text(t)),
         Bound::Uuid(u) => args.add(u.hyphenated().to_string()),
         Bound::Bytes(v) => args.add(v),
         Bound::Json(v) => args.add(v.to_string()),
@@ -700,5 +724,22 @@ impl<'r, E: Table> sqlx::FromRow<'r, PgRow> for Row<E> {
     fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
         let obj = pg_object(E::TABLE, row).map_err(decode_err)?;
         finish(E::TABLE, obj).map(Row).map_err(decode_err)
+    }
+}
+
+#[cfg(test)]
+mod text_tests {
+    use super::*;
+
+    #[test]
+    fn date_and_time_texts_match_chrono_formats() {
+        let d = NaiveDate::from_ymd_opt(2026, 1, 5).unwrap();
+        assert_eq!(date_text(d), d.format("%Y-%m-%d").to_string());
+        for ns in [0, 5_000_000, 120_000, 123_456_789, 999_999_999] {
+            let t = NaiveTime::from_hms_nano_opt(7, 8, 9, ns).unwrap();
+            assert_eq!(time_text(t), t.format("%H:%M:%S%.f").to_string(), "{ns}");
+        }
+        let far = NaiveDate::from_ymd_opt(-5, 1, 1).unwrap();
+        assert_eq!(date_text(far), far.format("%Y-%m-%d").to_string());
     }
 }

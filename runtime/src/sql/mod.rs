@@ -15,6 +15,7 @@ use crate::Entity;
 
 #[cfg(feature = "sql")]
 mod db;
+mod fields;
 #[cfg(feature = "sql")]
 pub use db::{
     chunk_rows, read_rows, read_rows_postgres, read_rows_sqlite, upsert, upsert_batch,

@@ -356,7 +356,13 @@ async fn run_entity<E: Entity>(
             }
         };
         if let Some(k) = kind {
-            for r in &batch {
+            // Rows come in cursor order ($orderby): the page's largest value is its last
+            // row's, so only that row is serialised. Otherwise every row is looked at.
+            let look: &[E] = match (spec.order_by_cursor, batch.last()) {
+                (true, Some(_)) => &batch[batch.len() - 1..],
+                _ => &batch,
+            };
+            for r in look {
                 let obj = tri!(serde_json::to_value(r)
                     .map_err(|e| SyncError::Other(format!("{}: {e}", table.name))));
                 if let Some(v) = row_cursor(k, &obj) {
