@@ -16,5 +16,6 @@ pub mod refresh;
 pub mod run;
 pub mod service;
 pub mod status;
+pub mod webhooks;
 
 pub use error::Error;

@@ -97,6 +97,12 @@ enum Command {
         #[arg(long)]
         database: Option<String>,
     },
+    /// Exact Online webhooks: subscribe the config.json `webhookTopics`, receive and apply
+    /// the events.
+    Webhooks {
+        #[command(subcommand)]
+        command: odatasync::webhooks::WebhooksCommand,
+    },
     /// Last runs, cursors and token expiry (never the tokens).
     Status {
         #[arg(long)]
@@ -306,6 +312,10 @@ async fn run(cli: Cli) -> Result<u8, Error> {
             let report = odatasync::refresh::refresh_metadata(&cache, &service, &opts).await?;
             print!("{}", report.render());
             Ok(0)
+        }
+        Command::Webhooks { command } => {
+            let db = open_db(&database_url(command.database())).await?;
+            odatasync::webhooks::run(&cache, &db, command).await
         }
         Command::Status { service, database } => {
             let url = database_url(database);
