@@ -17,5 +17,6 @@ pub mod run;
 pub mod service;
 pub mod status;
 pub mod webhooks;
+pub mod worker;
 
 pub use error::Error;

@@ -103,6 +103,11 @@ enum Command {
         #[command(subcommand)]
         command: odatasync::webhooks::WebhooksCommand,
     },
+    /// Enqueue a batch for the workers: one job per (division, entity) (PostgreSQL).
+    Schedule(odatasync::worker::ScheduleArgs),
+    /// Take jobs from the queue and run them, sharing leases, tokens and the API call budget
+    /// with every other worker on the database (PostgreSQL).
+    Worker(odatasync::worker::WorkerArgs),
     /// Last runs, cursors and token expiry (never the tokens).
     Status {
         #[arg(long)]
@@ -322,7 +327,19 @@ async fn run(cli: Cli) -> Result<u8, Error> {
             let db = open_db(&url).await?;
             let now = chrono::Utc::now().timestamp_millis();
             print!("{}", status::report(&db, &service, now).await?);
+            print!(
+                "{}",
+                odatasync::worker::status_section(&db, &service, now).await?
+            );
             Ok(0)
+        }
+        Command::Schedule(args) => {
+            let db = open_db(&database_url(args.database.clone())).await?;
+            odatasync::worker::cli_schedule(&cache, &db, &args).await
+        }
+        Command::Worker(args) => {
+            let db = open_db(&database_url(args.database.clone())).await?;
+            odatasync::worker::cli_worker(&cache, &db, &args).await
         }
     }
 }

@@ -269,63 +269,7 @@ pub async fn run_batch(
                 pb2.set_message(format!("{} rows, {} pages", pp.rows, pp.pages));
             }));
         }
-        let fetch_started = Utc::now();
-        let res = if p.is_deletion_log {
-            match div {
-                Some(_) => sync_deleted_spec(client, db, &spec, service.tables).await,
-                None => Err(SyncError::Other(format!(
-                    "{}: sync/Deleted needs a division",
-                    p.name
-                ))),
-            }
-        } else {
-            let mut v = SyncVisitor {
-                target: p.table.name,
-                client,
-                db,
-                spec: &spec,
-                fut: None,
-            };
-            generated::visit_tables(&service.name, &mut v);
-            match v.fut {
-                Some(f) => f.await,
-                None => Err(SyncError::Other(format!(
-                    "{}: no generated type for table {}",
-                    p.name, p.table.name
-                ))),
-            }
-        };
-        let outcome = match res {
-            Ok(report) => {
-                finish_ok(
-                    client,
-                    db,
-                    p,
-                    div,
-                    report,
-                    fetch_started,
-                    spec.run_id.as_deref(),
-                )
-                .await
-            }
-            Err(e) => {
-                tracing::error!(entity = %p.name, division = ?div, "{e}");
-                Outcome {
-                    entity: p.name.clone(),
-                    division: div,
-                    status: Status::Failed,
-                    report: RunReport {
-                        entity: p.name.clone(),
-                        division: div,
-                        ..RunReport::default()
-                    },
-                    error: Some(e.to_string()),
-                    count_check: None,
-                    unseen_deleted: 0,
-                    changed: false,
-                }
-            }
-        };
+        let outcome = run_one(client, db, service, p, &spec).await;
         if let Some(pb) = pb {
             pb.finish_with_message(match &outcome.error {
                 None => format!(
@@ -344,6 +288,77 @@ pub async fn run_batch(
         outcomes,
         elapsed: started.elapsed(),
     })
+}
+
+/// Runs one planned entity in one division with `spec` (its cursor, run record, batch id,
+/// progress) and records the outcome: the sync itself (`sync_table` through the generated
+/// types, or `sync_deleted_spec` for the deletion log), then, after a complete fetch,
+/// deletions by absence and `check_count`. What `run_batch` does for each (division, entity);
+/// scale-out workers call it for each job they lease.
+pub async fn run_one(
+    client: &Client,
+    db: &Db,
+    service: &Service,
+    p: &PlannedEntity,
+    spec: &SyncSpec,
+) -> Outcome {
+    let fetch_started = Utc::now();
+    let res = if p.is_deletion_log {
+        match spec.division {
+            Some(_) => sync_deleted_spec(client, db, spec, service.tables).await,
+            None => Err(SyncError::Other(format!(
+                "{}: sync/Deleted needs a division",
+                p.name
+            ))),
+        }
+    } else {
+        let mut v = SyncVisitor {
+            target: p.table.name,
+            client,
+            db,
+            spec,
+            fut: None,
+        };
+        generated::visit_tables(&service.name, &mut v);
+        match v.fut {
+            Some(f) => f.await,
+            None => Err(SyncError::Other(format!(
+                "{}: no generated type for table {}",
+                p.name, p.table.name
+            ))),
+        }
+    };
+    match res {
+        Ok(report) => {
+            finish_ok(
+                client,
+                db,
+                p,
+                spec.division,
+                report,
+                fetch_started,
+                spec.run_id.as_deref(),
+            )
+            .await
+        }
+        Err(e) => {
+            tracing::error!(entity = %p.name, division = ?spec.division, "{e}");
+            Outcome {
+                entity: p.name.clone(),
+                division: spec.division,
+                status: Status::Failed,
+                report: RunReport {
+                    entity: p.name.clone(),
+                    division: spec.division,
+                    ..RunReport::default()
+                },
+                error: Some(e.to_string()),
+                count_check: None,
+                unseen_deleted: 0,
+                changed: false,
+            }
+        }
+    }
 }
 
 /// After a successful run: deletions by absence after a complete fetch, `check_count`.

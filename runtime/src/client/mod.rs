@@ -40,6 +40,7 @@
 //!   (`backon`); rate limits and the error budget (§4) in [`limits`]; OAuth2 (§3) in [`auth`].
 
 pub mod auth;
+pub mod call_budget;
 pub mod clock;
 mod error;
 pub mod limits;
@@ -48,6 +49,7 @@ mod page;
 pub use auth::{
     Auth, ExactOAuth2, MemoryTokenStore, RefreshLock, Secret, TokenSet, TokenStore, TokenStoreError,
 };
+pub use call_budget::{CallBudget, RateLimitHeaders, Reservation};
 pub use clock::{BoxFuture, Clock, SystemClock};
 pub use error::ClientError;
 pub use limits::RateLimitInfo;
@@ -115,6 +117,9 @@ pub struct ClientOptions {
     /// Per-request timeout (real time).
     pub request_timeout: Duration,
     pub user_agent: String,
+    /// A call budget shared with other processes of the app (scale-out workers), asked before
+    /// every request with a division and fed the `X-RateLimit-*` headers of every answer.
+    pub call_budget: Option<std::sync::Arc<dyn CallBudget>>,
 }
 
 impl Default for ClientOptions {
@@ -131,6 +136,7 @@ impl Default for ClientOptions {
             min_token_age: Duration::from_secs(570),
             request_timeout: Duration::from_secs(300),
             user_agent: concat!("odata-runtime/", env!("CARGO_PKG_VERSION")).to_string(),
+            call_budget: None,
         }
     }
 }
@@ -162,6 +168,11 @@ impl ClientBuilder {
     }
     pub fn options(mut self, options: ClientOptions) -> Self {
         self.options = options;
+        self
+    }
+    /// A call budget shared with other processes ([`CallBudget`]).
+    pub fn call_budget(mut self, budget: Arc<dyn CallBudget>) -> Self {
+        self.options.call_budget = Some(budget);
         self
     }
     /// A preconfigured `reqwest::Client` (proxies, certificates).
@@ -557,18 +568,20 @@ impl Client {
                     }
                 }
             };
-            // Rate limits (§4.1–4.3): do not send while a count is exhausted.
-            loop {
-                let now = clock.now_ms();
-                match inner
-                    .limits
-                    .try_acquire(req.division, now, opts.rate_limit_reserve)
-                {
-                    Ok(()) => break,
-                    Err(until) => {
-                        let wait = until - now;
-                        if wait > opts.max_rate_limit_wait.as_millis() as i64 {
-                            return Err(ClientError::RateLimited {
+            // Rate limits (§4.1–4.3): do not send while a count is exhausted; then reserve the
+            // call in the shared budget, if any (a full window: wait and pace again).
+            'pace: loop {
+                loop {
+                    let now = clock.now_ms();
+                    match inner
+                        .limits
+                        .try_acquire(req.division, now, opts.rate_limit_reserve)
+                    {
+                        Ok(()) => break,
+                        Err(until) => {
+                            let wait = until - now;
+                            if wait > opts.max_rate_limit_wait.as_millis() as i64 {
+                                return Err(ClientError::RateLimited {
                                 url: url_s.clone(),
                                 detail: format!(
                                     "no calls left for division {} until {until} (epoch ms, in {} s); longer than the configured maximum wait",
@@ -576,10 +589,41 @@ impl Client {
                                     wait / 1000
                                 ),
                             });
+                            }
+                            debug!(division = ?req.division, wait_ms = wait, "rate limit: waiting for the reset");
+                            // A little past the reset, so the server's window has surely turned.
+                            clock::sleep_until(clock, until + 250).await;
                         }
-                        debug!(division = ?req.division, wait_ms = wait, "rate limit: waiting for the reset");
-                        // A little past the reset, so the server's window has surely turned.
-                        clock::sleep_until(clock, until + 250).await;
+                    }
+                }
+                let (Some(budget), Some(division)) = (&opts.call_budget, req.division) else {
+                    break 'pace;
+                };
+                let now = clock.now_ms();
+                match budget.reserve(division, now).await {
+                    Ok(call_budget::Reservation::Go) => break 'pace,
+                    Ok(call_budget::Reservation::WaitUntil(until)) => {
+                        if until - now > opts.max_rate_limit_wait.as_millis() as i64 {
+                            return Err(ClientError::RateLimited {
+                            url: url_s.clone(),
+                            detail: format!(
+                                "the shared call budget of division {division} is used up until {until} (epoch ms, in {} s); longer than the configured maximum wait",
+                                (until - now) / 1000
+                            ),
+                        });
+                        }
+                        debug!(
+                            division,
+                            wait_ms = until - now,
+                            "call budget: waiting for the next window"
+                        );
+                        clock::sleep_until(clock, until).await;
+                    }
+                    Err(e) => {
+                        return Err(ClientError::RateLimited {
+                            url: url_s.clone(),
+                            detail: format!("the shared call budget: {e}"),
+                        })
                     }
                 }
             }
@@ -607,6 +651,12 @@ impl Client {
                     let status = resp.status().as_u16();
                     let headers = resp.headers().clone();
                     inner.limits.update(req.division, &headers);
+                    if let (Some(budget), Some(division)) = (&opts.call_budget, req.division) {
+                        let seen = call_budget::RateLimitHeaders::from_headers(&headers);
+                        if !seen.is_empty() {
+                            budget.observe(division, seen, clock.now_ms()).await;
+                        }
+                    }
                     let reset = (status == 429)
                         .then(|| inner.limits.on_429(req.division, &headers, clock.now_ms()))
                         .flatten();

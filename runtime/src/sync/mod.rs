@@ -14,6 +14,7 @@
 //!   matching rows of every table of the deleted entity set; rows are never physically deleted.
 //! * Every run is a row of `odata_sync_runs` (queued → running → succeeded / failed).
 
+pub mod budget;
 mod state;
 pub mod tokens;
 
