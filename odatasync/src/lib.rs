@@ -14,6 +14,7 @@ pub mod error;
 pub mod plan;
 pub mod refresh;
 pub mod run;
+pub mod serve;
 pub mod service;
 pub mod status;
 pub mod webhooks;

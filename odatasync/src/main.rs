@@ -115,6 +115,9 @@ enum Command {
         #[arg(long)]
         database: Option<String>,
     },
+    /// The sync status API: POST /syncs starts a batch in the background, GET /syncs/{id}
+    /// polls it, a callback URL gets its final status ($ODATASYNC_API_TOKEN required).
+    Serve(odatasync::serve::ServeArgs),
 }
 
 /// `--database` → a database URL.
@@ -340,6 +343,12 @@ async fn run(cli: Cli) -> Result<u8, Error> {
         Command::Worker(args) => {
             let db = open_db(&database_url(args.database.clone())).await?;
             odatasync::worker::cli_worker(&cache, &db, &args).await
+        }
+        Command::Serve(args) => {
+            let token = odatasync::serve::ApiToken::from_env()?;
+            let db = open_db(&database_url(args.database.clone())).await?;
+            odatasync::serve::serve(db, cache, token, &args).await?;
+            Ok(0)
         }
     }
 }
