@@ -9,6 +9,7 @@
 use super::fields::Fields;
 use super::{
     quote_ident, ColumnInfo, ColumnKind, Table, TableInfo, POSTGRES_BIND_LIMIT, SQLITE_BIND_LIMIT,
+    STATEMENT_PARAMS,
 };
 use crate::wire::{Base64, EdmDate, EdmDateTime, EdmDateTimeOffset, EdmTime};
 use crate::Entity;
@@ -56,19 +57,27 @@ pub enum Db {
 
 impl Db {
     /// Connects by URL: `sqlite:…` (e.g. `sqlite:/path/db.sqlite?mode=rwc`) or `postgres://…`.
+    /// sqlx's statement logging is off: its slow-statement warning (WARN after 1 s, e.g. while
+    /// waiting for another process's write lock) prints the whole statement, and a batch upsert
+    /// is 100 KB of placeholders per line.
     pub async fn connect(url: &str) -> Result<Db, SqlError> {
         if url.starts_with("sqlite:") {
             // WAL: readers never block the writer and a killed process loses no committed
             // transaction; a busy timeout lets several processes share the file.
             use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+            use sqlx::ConnectOptions;
             use std::str::FromStr;
             let opts = SqliteConnectOptions::from_str(url)?
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
-                .busy_timeout(std::time::Duration::from_secs(60));
+                .busy_timeout(std::time::Duration::from_secs(60))
+                .disable_statement_logging();
             Ok(Db::Sqlite(SqlitePool::connect_with(opts).await?))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            Ok(Db::Postgres(PgPool::connect(url).await?))
+            use sqlx::ConnectOptions;
+            use std::str::FromStr;
+            let opts = sqlx::postgres::PgConnectOptions::from_str(url)?.disable_statement_logging();
+            Ok(Db::Postgres(PgPool::connect_with(opts).await?))
         } else {
             Err(SqlError::Other(format!(
                 "unsupported database URL {url:?}: expected sqlite: or postgres://"
@@ -487,7 +496,7 @@ pub async fn upsert_sqlite<E: Entity>(
     let objects = to_objects(table, rows)?;
     let division = division.filter(|_| table.division);
     let mut written = 0;
-    for chunk in chunk_rows(table, SQLITE_BIND_LIMIT, &objects) {
+    for chunk in chunk_rows(table, SQLITE_BIND_LIMIT.min(STATEMENT_PARAMS), &objects) {
         let mut args = SqliteArguments::default();
         for obj in chunk {
             for col in table.insert_columns() {
@@ -515,7 +524,7 @@ pub async fn upsert_postgres<E: Entity>(
     let objects = to_objects(table, rows)?;
     let division = division.filter(|_| table.division);
     let mut written = 0;
-    for chunk in chunk_rows(table, POSTGRES_BIND_LIMIT, &objects) {
+    for chunk in chunk_rows(table, POSTGRES_BIND_LIMIT.min(STATEMENT_PARAMS), &objects) {
         let mut args = PgArguments::default();
         for obj in chunk {
             for col in table.insert_columns() {

@@ -30,6 +30,10 @@ pub use sqlx;
 pub const SQLITE_BIND_LIMIT: usize = 32_766;
 /// Maximum number of bind parameters in one PostgreSQL statement (the protocol's 16-bit count).
 pub const POSTGRES_BIND_LIMIT: usize = 65_535;
+/// Parameters per statement the upserts use (well under both caps): a statement of thousands
+/// of parameters costs megabytes of prepared-statement memory per cached size and is no
+/// faster than several smaller ones in the same transaction.
+pub const STATEMENT_PARAMS: usize = 2_000;
 
 /// What a column holds: decides its SQL type per backend and how the runtime binds and reads it.
 /// Mirrors `odata_codegen::sql::ColumnKind` (same variant names).
