@@ -554,15 +554,14 @@ fn sync_poll_and_callback_postgres() {
 /// kill -9 in the middle of a batch, with a second batch of the same service waiting: after
 /// the restart the interrupted batch is failed (its unfinished runs too) and its callback is
 /// delivered, the waiting one runs, and a new POST works.
-#[test]
-fn a_batch_interrupted_by_kill_9_is_failed_on_restart_and_the_queue_goes_on() {
+fn interrupted_by_kill_9(db_url: Option<String>) {
     // Every API call takes 250 ms: the batch runs for seconds.
     let (h, refresh) = start_fake(Faults {
         slow: 1.0,
         slow_ms: 250,
         ..Faults::default()
     });
-    let env = Env::new(&h, &refresh, None);
+    let env = Env::new(&h, &refresh, db_url);
     let mut s = env.serve("first", &["--callback-retry-ms", "100"]);
     runtime().block_on(async {
         let (hook, got) = callback_receiver(0).await;
@@ -658,5 +657,49 @@ fn a_batch_interrupted_by_kill_9_is_failed_on_restart_and_the_queue_goes_on() {
         let v = poll_until(&s2, &third, "the new batch", finished).await;
         assert_eq!(v["status"], "succeeded", "{v:#}\n{}", env.read_log("second", "err"));
         assert_eq!(v["entities"].as_array().unwrap().len(), 8);
+    });
+}
+
+#[test]
+fn a_batch_interrupted_by_kill_9_is_failed_on_restart_and_the_queue_goes_on_sqlite() {
+    interrupted_by_kill_9(None);
+}
+
+#[test]
+fn a_batch_interrupted_by_kill_9_is_failed_on_restart_and_the_queue_goes_on_postgres() {
+    let pg = odata_test_support::PgServer::start().expect("PostgreSQL");
+    let url = pg
+        .create_database("cli_serve_kill")
+        .expect("create database");
+    interrupted_by_kill_9(Some(url));
+}
+
+/// A callback that never succeeds: bounded attempts, then `failed`; the batch itself stays
+/// succeeded.
+#[test]
+fn a_callback_that_keeps_failing_ends_failed_after_the_last_attempt() {
+    let (h, refresh) = start_fake(Faults::default());
+    let env = Env::new(&h, &refresh, None);
+    let s = env.serve(
+        "cbfail",
+        &["--callback-attempts", "3", "--callback-retry-ms", "50"],
+    );
+    runtime().block_on(async {
+        let (hook, got) = callback_receiver(usize::MAX).await;
+        let (st, _, v) = post_sync(
+            &s,
+            json!({"service": "exact", "entities": ["SyncGLAccounts"], "callback_url": hook}),
+        )
+        .await;
+        assert_eq!(st, 202, "{v}");
+        let id = v["id"].as_str().unwrap().to_string();
+        let v = poll_until(&s, &id, "the callback", |v| {
+            finished(v) && v["callback"]["status"] != "pending"
+        })
+        .await;
+        assert_eq!(v["status"], "succeeded", "{v:#}");
+        assert_eq!(v["callback"]["status"], "failed", "{v:#}");
+        assert_eq!(v["callback"]["attempts"], 3, "{v:#}");
+        assert_eq!(got.lock().unwrap().len(), 3);
     });
 }
