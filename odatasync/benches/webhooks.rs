@@ -186,6 +186,8 @@ fn main() {
         rows_per_entity: 10,
         minutely_limit: 1_000_000,
         daily_limit: 100_000_000,
+        metadata_dir: std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../metadata-cache/exact"),
         ..Config::default()
     };
     cfg.rows.insert("GLAccounts".into(), n as u64);

@@ -50,6 +50,7 @@ fn start_fake() -> (Handle, String) {
         minutely_limit: 1_000_000,
         daily_limit: 10_000_000,
         clock: clock.clone(),
+        metadata_dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("../metadata-cache/exact"),
         ..Config::default()
     });
     let (_access, refresh) = h.issue_tokens();

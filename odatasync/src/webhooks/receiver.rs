@@ -133,26 +133,24 @@ async fn receive(
     }
 }
 
-/// The applier's loop: everything pending at start (failed events included, up to
-/// [`MAX_ATTEMPTS`]), then every time the receiver stores an event (and once a minute).
+/// The applier's loop: everything pending at start, then every time the receiver stores an
+/// event. Failed events (up to [`MAX_ATTEMPTS`] attempts) are tried again at start and once a
+/// minute, not at every new event.
 pub async fn apply_loop(applier: Applier, wake: Arc<Notify>, delay: Duration) {
-    let mut first = true;
+    let mut retry_failed = true;
     loop {
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
-        let retry = if first { MAX_ATTEMPTS } else { 0 };
+        let retry = if retry_failed { MAX_ATTEMPTS } else { 0 };
         match applier.apply_pending(retry).await {
-            Ok(a) if a != Default::default() => {
-                tracing::info!(
-                    applied = a.applied,
-                    failed = a.failed,
-                    ignored = a.ignored,
-                    "webhook events applied"
-                );
-                first = false;
-            }
-            Ok(_) => first = false,
+            Ok(a) if a != Default::default() => tracing::info!(
+                applied = a.applied,
+                failed = a.failed,
+                ignored = a.ignored,
+                "webhook events applied"
+            ),
+            Ok(_) => {}
             Err(e) => {
                 // The database is away: try again shortly.
                 tracing::error!("applying webhook events: {e}");
@@ -160,7 +158,8 @@ pub async fn apply_loop(applier: Applier, wake: Arc<Notify>, delay: Duration) {
                 continue;
             }
         }
-        let _ = tokio::time::timeout(Duration::from_secs(60), wake.notified()).await;
+        let woken = tokio::time::timeout(Duration::from_secs(60), wake.notified()).await;
+        retry_failed = woken.is_err();
     }
 }
 
