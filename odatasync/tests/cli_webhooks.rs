@@ -12,7 +12,8 @@
 //!    the tables (new values, new row, `deleted_at`);
 //! 4. forged HashCode, missing HashCode, truncated body → 401, oversized → 413, nothing stored
 //!    and the row untouched; a replayed delivery → 200, one event row, applied once; an
-//!    unknown topic → 200, stored `ignored`;
+//!    unknown topic → 200, stored `ignored`; a key that is not a GUID → `failed` with the reason;
+//!    an update of a row the service no longer has → the row stays marked deleted;
 //! 5. a receiver that stored an event but was killed before applying it (test delay) leaves it
 //!    `received`; restarted without the secret in the environment (the stored one is used), it
 //!    applies it;
@@ -654,6 +655,48 @@ fn scenario(db_url: Option<String>) {
             Some("local again".into()),
             "the replay was applied again"
         );
+    });
+    // A key that is not a GUID cannot be fetched: failed, with the reason and one attempt.
+    // An update of a row the service no longer has marks it deleted (it already is).
+    let bad = delivery(
+        &secret,
+        &content(&h, "GLAccounts", 100001, "Update", "not-a-guid"),
+    );
+    assert_eq!(post_blocking(&cb, bad.as_bytes()), Ok(200), "bad key");
+    let gone = delivery(&secret, &content(&h, "Accounts", 100001, "Update", &acc7));
+    assert_eq!(post_blocking(&cb, gone.as_bytes()), Ok(200), "gone row");
+    rt.block_on(wait_events(&db, "failed and gone", &log1, |ev| {
+        ev.iter()
+            .any(|e| e.0 == "not-a-guid" && e.2 == "failed" && e.3 == "1")
+            && ev
+                .iter()
+                .any(|e| e.0 == acc7 && e.1 == "Update" && e.2 == "applied")
+    }));
+    rt.block_on(async {
+        let ev = events(&db).await;
+        let failed = ev
+            .iter()
+            .find(|e| e.0 == "not-a-guid")
+            .expect("failed event");
+        assert!(
+            failed.4.as_deref().unwrap_or("").contains("not a GUID"),
+            "{failed:?}"
+        );
+        let gone = ev
+            .iter()
+            .find(|e| e.0 == acc7 && e.1 == "Update")
+            .expect("gone event");
+        assert!(
+            gone.4
+                .as_deref()
+                .unwrap_or("")
+                .contains("not served any more"),
+            "{gone:?}"
+        );
+        let (_, deleted_at) = row(&db, "exact_accounts", "name", 100001, &acc7)
+            .await
+            .expect("kept");
+        assert!(deleted_at.is_some());
     });
     let log = receiver.kill();
     assert!(log.contains("401"), "refusals are logged:\n{log}");
