@@ -28,6 +28,7 @@ pub enum WebhooksCommand {
     /// (existing subscriptions are kept, never duplicated). Stores $ODATASYNC_WEBHOOK_SECRET
     /// encrypted for `serve`. The receiver must already answer at the URL (Exact validates it).
     Subscribe {
+        /// The service folder under metadata-cache/ (its config.json lists the topics).
         #[arg(long)]
         service: String,
         /// The receiver's public URL (https:// for Exact).
@@ -36,26 +37,34 @@ pub enum WebhooksCommand {
         /// Only this division.
         #[arg(long)]
         division: Option<i32>,
+        /// `sqlite:PATH`, a file path, or `postgres://...` (as for `sync`).
         #[arg(long)]
         database: Option<String>,
     },
     /// Delete this app's subscriptions with that callback URL in every division.
     Unsubscribe {
+        /// The service folder under metadata-cache/ (its config.json lists the topics).
         #[arg(long)]
         service: String,
+        /// The callback URL the subscriptions were made with.
         #[arg(long)]
         callback: String,
+        /// Only this division.
         #[arg(long)]
         division: Option<i32>,
+        /// `sqlite:PATH`, a file path, or `postgres://...` (as for `sync`).
         #[arg(long)]
         database: Option<String>,
     },
     /// Receive deliveries on ADDR (e.g. 0.0.0.0:8080), store them, apply them to the tables.
     Serve {
+        /// The service folder under metadata-cache/ (its config.json lists the topics).
         #[arg(long)]
         service: String,
+        /// The address to listen on (`0.0.0.0:8080`; port 0 picks a free port).
         #[arg(long)]
         listen: String,
+        /// `sqlite:PATH`, a file path, or `postgres://...` (as for `sync`).
         #[arg(long)]
         database: Option<String>,
     },
