@@ -6,11 +6,14 @@
 //!   target database, first login, divisions);
 //! * [`plan`]: which entities, in which order (`config.json`: `skip`, `dependsOn`, ...);
 //! * [`run`]: runs a plan over divisions, records every run, reports what changed;
+//! * [`export`], [`ingest`]: change files out (`sync --export`) and in (`ingest`);
 //! * [`status`], [`demo`].
 
 pub mod connect;
 pub mod demo;
 pub mod error;
+pub mod export;
+pub mod ingest;
 pub mod plan;
 pub mod refresh;
 pub mod run;

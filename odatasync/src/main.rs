@@ -73,6 +73,10 @@ enum Command {
         /// $ODATASYNC_CHANGED (comma-separated entities), $ODATASYNC_SERVICE, $ODATASYNC_BATCH_ID.
         #[arg(long)]
         hook: Option<String>,
+        /// Write the rows each run changed to DIR as change files (gzip JSON Lines, one per
+        /// entity and division, each with a message file; see `ingest`).
+        #[arg(long, value_name = "DIR")]
+        export: Option<PathBuf>,
     },
     /// First login (OAuth2 authorization code through a loopback redirect).
     Auth {
@@ -108,6 +112,24 @@ enum Command {
     /// Take jobs from the queue and run them, sharing leases, tokens and the API call budget
     /// with every other worker on the database (PostgreSQL).
     Worker(odatasync::worker::WorkerArgs),
+    /// Load change files (gzip JSON Lines with their message files, ours from `sync --export`
+    /// or a producer's of the same shape) into the tables, one transaction per file; lists
+    /// dangling references (rows whose parent has not arrived yet).
+    Ingest {
+        #[arg(long)]
+        service: String,
+        #[arg(long)]
+        database: Option<String>,
+        /// The entity of data files without a message file (config.json name or entity set).
+        #[arg(long)]
+        entity: Option<String>,
+        /// The division of the rows (default: the message's, else each row's Division).
+        #[arg(long)]
+        division: Option<i32>,
+        /// Message files, data files or folders (their message files, in name order).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Last runs, cursors and token expiry (never the tokens).
     Status {
         #[arg(long)]
@@ -216,6 +238,7 @@ async fn run(cli: Cli) -> Result<u8, Error> {
             division,
             full_refresh,
             hook,
+            export,
         } => {
             let service = Service::load(&cache, &service)?;
             let planned = plan::plan(&service, entities.as_deref())?;
@@ -239,6 +262,7 @@ async fn run(cli: Cli) -> Result<u8, Error> {
                 progress: progress.then(MultiProgress::new),
                 ..RunOptions::default()
             };
+            let export_since = chrono::Utc::now();
             let report =
                 run_batch(&conn.client, &db, &service, &planned, &divisions, &opts).await?;
             print!("{}", report.summary_table());
@@ -267,6 +291,28 @@ async fn run(cli: Cli) -> Result<u8, Error> {
                 );
             }
             let mut code = report.exit_code() as u8;
+            if let Some(dir) = &export {
+                let exported = odatasync::export::export_batch(
+                    &db,
+                    &service,
+                    &planned,
+                    &report,
+                    export_since,
+                    dir,
+                )
+                .await;
+                match exported {
+                    Ok(files) => {
+                        for f in &files {
+                            println!("exported {}", f.summary());
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!("odatasync: export: {e}");
+                        code = 1;
+                    }
+                }
+            }
             if let (Some(cmd), false) = (hook, changed.is_empty()) {
                 let status = tokio::process::Command::new("sh")
                     .arg("-c")
@@ -324,6 +370,23 @@ async fn run(cli: Cli) -> Result<u8, Error> {
         Command::Webhooks { command } => {
             let db = open_db(&database_url(command.database())).await?;
             odatasync::webhooks::run(&cache, &db, command).await
+        }
+        Command::Ingest {
+            service,
+            database,
+            entity,
+            division,
+            files,
+        } => {
+            let service = Service::load(&cache, &service)?;
+            let db = open_db(&database_url(database)).await?;
+            let opts = odatasync::ingest::IngestOptions { entity, division };
+            let report = odatasync::ingest::ingest(&db, &service, &files, &opts).await?;
+            print!("{}", report.render());
+            for e in report.files.iter().filter_map(|f| f.error.as_deref()) {
+                eprintln!("odatasync: error: {e}");
+            }
+            Ok(report.exit_code())
         }
         Command::Status { service, database } => {
             let url = database_url(database);
