@@ -200,8 +200,9 @@ pub async fn read_rows<E: Entity>(
     }
 }
 
-/// Serialised rows, deduplicated by primary key (the last occurrence wins: PostgreSQL refuses
-/// an `ON CONFLICT DO UPDATE` that touches one row twice).
+/// Serialised rows of one statement, deduplicated by primary key (the last occurrence wins:
+/// PostgreSQL refuses an `ON CONFLICT DO UPDATE` that touches one row twice in a statement;
+/// across the statements of a batch, later ones update what earlier ones wrote).
 fn to_objects<E: Entity>(table: &TableInfo, rows: &[E]) -> Result<Vec<Fields>, SqlError> {
     let mut out: Vec<Fields> = Vec::with_capacity(rows.len());
     for r in rows {
@@ -493,10 +494,12 @@ pub async fn upsert_sqlite<E: Entity>(
     rows: &[E],
     synced_at: DateTime<Utc>,
 ) -> Result<u64, SqlError> {
-    let objects = to_objects(table, rows)?;
     let division = division.filter(|_| table.division);
     let mut written = 0;
-    for chunk in chunk_rows(table, SQLITE_BIND_LIMIT.min(STATEMENT_PARAMS), &objects) {
+    // One statement's rows serialised at a time (memory: a statement, not a page).
+    for rows in chunk_rows(table, SQLITE_BIND_LIMIT.min(STATEMENT_PARAMS), rows) {
+        let objects = to_objects(table, rows)?;
+        let chunk = &objects[..];
         let mut args = SqliteArguments::default();
         for obj in chunk {
             for col in table.insert_columns() {
@@ -521,10 +524,12 @@ pub async fn upsert_postgres<E: Entity>(
     rows: &[E],
     synced_at: DateTime<Utc>,
 ) -> Result<u64, SqlError> {
-    let objects = to_objects(table, rows)?;
     let division = division.filter(|_| table.division);
     let mut written = 0;
-    for chunk in chunk_rows(table, POSTGRES_BIND_LIMIT.min(STATEMENT_PARAMS), &objects) {
+    // One statement's rows serialised at a time (memory: a statement, not a page).
+    for rows in chunk_rows(table, POSTGRES_BIND_LIMIT.min(STATEMENT_PARAMS), rows) {
+        let objects = to_objects(table, rows)?;
+        let chunk = &objects[..];
         let mut args = PgArguments::default();
         for obj in chunk {
             for col in table.insert_columns() {
