@@ -9,6 +9,7 @@ use odata_runtime::client::{
     Auth, Client, ClientOptions, Clock, ExactOAuth2, Secret, TokenSet, TokenStore,
 };
 use odata_runtime::sql::Db;
+use odata_runtime::sync::tokens::{check_secret_key, load_secret, save_secret};
 use odata_runtime::sync::{DbTokenStore, SecretKey};
 use odata_runtime::Dialect;
 use std::path::PathBuf;
@@ -37,16 +38,31 @@ fn require(name: &str, why: &str) -> Result<String, Error> {
 /// the file `$ODATASYNC_SECRET_KEY_FILE`, else `~/.config/odatasync/secret.key` (created with
 /// mode 0600 on first use). Never stored in the database.
 pub fn secret_key() -> Result<SecretKey, Error> {
+    secret_key_with_source().map(|(k, _)| k)
+}
+
+/// [`secret_key`] and where it came from (for messages: the variable or the file, never the key).
+pub fn secret_key_with_source() -> Result<(SecretKey, String), Error> {
     // A key file named in the environment is created on first use, like the default one.
     if std::env::var_os("ODATASYNC_SECRET_KEY").is_none() {
         if let Some(p) = std::env::var_os("ODATASYNC_SECRET_KEY_FILE") {
-            return SecretKey::load_or_create(PathBuf::from(p))
+            let p = PathBuf::from(p);
+            return SecretKey::load_or_create(&p)
+                .map(|k| (k, format!("$ODATASYNC_SECRET_KEY_FILE ({})", p.display())))
                 .map_err(|e| Error::Usage(e.to_string()));
         }
     }
     if let Some(k) = SecretKey::from_env().map_err(|e| Error::Usage(e.to_string()))? {
-        return Ok(k);
+        return Ok((k, "$ODATASYNC_SECRET_KEY".into()));
     }
+    let path = default_key_file()?;
+    SecretKey::load_or_create(&path)
+        .map(|k| (k, format!("the default key file {}", path.display())))
+        .map_err(|e| Error::Usage(e.to_string()))
+}
+
+/// `$XDG_CONFIG_HOME/odatasync/secret.key`, else `~/.config/odatasync/secret.key`.
+fn default_key_file() -> Result<PathBuf, Error> {
     let dir = std::env::var_os("XDG_CONFIG_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
@@ -55,8 +71,65 @@ pub fn secret_key() -> Result<SecretKey, Error> {
                 "no secret key: set $ODATASYNC_SECRET_KEY or $ODATASYNC_SECRET_KEY_FILE".into(),
             )
         })?;
-    SecretKey::load_or_create(dir.join("odatasync").join("secret.key"))
+    Ok(dir.join("odatasync").join("secret.key"))
+}
+
+/// The key in use, as [`secret_key_with_source`] finds it, but never created: for
+/// `keys rotate`, where a new random "current" key could decrypt nothing.
+pub fn existing_secret_key() -> Result<(SecretKey, String), Error> {
+    if let Some(k) = SecretKey::from_env().map_err(|e| Error::Usage(e.to_string()))? {
+        let source = if std::env::var("ODATASYNC_SECRET_KEY").is_ok_and(|v| !v.trim().is_empty()) {
+            "$ODATASYNC_SECRET_KEY".to_string()
+        } else {
+            format!(
+                "$ODATASYNC_SECRET_KEY_FILE ({})",
+                std::env::var("ODATASYNC_SECRET_KEY_FILE").unwrap_or_default()
+            )
+        };
+        return Ok((k, source));
+    }
+    let path = default_key_file()?;
+    if !path.exists() {
+        return Err(Error::Usage(format!(
+            "no current key: $ODATASYNC_SECRET_KEY and $ODATASYNC_SECRET_KEY_FILE are not set and {} does not exist",
+            path.display()
+        )));
+    }
+    SecretKey::load_or_create(&path)
+        .map(|k| (k, format!("the default key file {}", path.display())))
         .map_err(|e| Error::Usage(e.to_string()))
+}
+
+/// The name of the app's client secret in `odata_secrets`.
+pub const CLIENT_SECRET_NAME: &str = "client_secret";
+
+/// The client secret of an `exact-oauth2` service: `$ODATASYNC_CLIENT_SECRET`, stored
+/// encrypted in `odata_secrets` (name `client_secret`) when it differs from the stored one;
+/// without the variable, the stored one. So scheduled syncs need no secret in their
+/// environment once `odatasync auth` (or a sync) ran with it.
+async fn client_secret(db: &Db, key: &SecretKey, service: &str) -> Result<Secret, Error> {
+    let stored = load_secret(db, key, service, CLIENT_SECRET_NAME)
+        .await
+        .map_err(crate::keys::secrets_error)?;
+    match (env(ENV_CLIENT_SECRET), stored) {
+        (Some(s), stored) => {
+            let s = Secret::new(s);
+            if stored.as_ref() != Some(&s) {
+                save_secret(db, key, service, CLIENT_SECRET_NAME, &s)
+                    .await
+                    .map_err(crate::keys::secrets_error)?;
+                tracing::info!("client secret of service {service} stored encrypted in odata_secrets");
+            }
+            Ok(s)
+        }
+        (None, Some(s)) => {
+            tracing::debug!("client secret of service {service} from odata_secrets");
+            Ok(s)
+        }
+        (None, None) => Err(Error::Usage(format!(
+            "${ENV_CLIENT_SECRET} is not set and no client secret of service '{service}' is stored in the database (the app registration, auth = \"exact-oauth2\"; it is stored encrypted after the first `odatasync auth` or sync with ${ENV_CLIENT_SECRET} set)"
+        ))),
+    }
 }
 
 /// What [`connect`] builds.
@@ -121,16 +194,29 @@ pub async fn connect(
         ),
         _ => {
             let why = "the app registration of the service (auth = \"exact-oauth2\")";
-            let (client_id, client_secret) = match &opts.credentials {
-                Some((id, secret)) => (id.clone(), secret.clone()),
-                None => (
-                    require(ENV_CLIENT_ID, why)?,
-                    Secret::new(require(ENV_CLIENT_SECRET, why)?),
-                ),
+            let client_id = match &opts.credentials {
+                Some((id, _)) => id.clone(),
+                None => require(ENV_CLIENT_ID, why)?,
             };
-            let key = match &opts.secret_key_file {
-                Some(p) => SecretKey::load_or_create(p).map_err(|e| Error::Usage(e.to_string()))?,
-                None => secret_key()?,
+            let (key, key_source) = match &opts.secret_key_file {
+                Some(p) => (
+                    SecretKey::load_or_create(p).map_err(|e| Error::Usage(e.to_string()))?,
+                    format!("the key file {}", p.display()),
+                ),
+                None => secret_key_with_source()?,
+            };
+            // A wrong key stops here (exit 2), before anything is sent or stored.
+            check_secret_key(db, &key, &service.name, Some(&client_id))
+                .await
+                .map_err(|e| match crate::keys::secrets_error(e) {
+                    Error::Usage(m) => {
+                        Error::Usage(format!("{m}. The key in use comes from {key_source}"))
+                    }
+                    other => other,
+                })?;
+            let client_secret = match &opts.credentials {
+                Some((_, secret)) => secret.clone(),
+                None => client_secret(db, &key, &service.name).await?,
             };
             let store = Arc::new(DbTokenStore::new(
                 db.clone(),

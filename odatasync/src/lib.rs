@@ -14,6 +14,7 @@ pub mod demo;
 pub mod error;
 pub mod export;
 pub mod ingest;
+pub mod keys;
 pub mod plan;
 pub mod refresh;
 pub mod run;

@@ -130,6 +130,12 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// The key that encrypts tokens and secrets in the database: `generate` a key file,
+    /// `rotate` every stored value to a new key (one transaction).
+    Keys {
+        #[command(subcommand)]
+        command: odatasync::keys::KeysCommand,
+    },
     /// Last runs, cursors and token expiry (never the tokens).
     Status {
         #[arg(long)]
@@ -388,6 +394,26 @@ async fn run(cli: Cli) -> Result<u8, Error> {
             }
             Ok(report.exit_code())
         }
+        Command::Keys { command } => match command {
+            odatasync::keys::KeysCommand::Generate { out } => {
+                println!("{}", odatasync::keys::generate(&out)?);
+                Ok(0)
+            }
+            odatasync::keys::KeysCommand::Rotate {
+                database,
+                new_key_file,
+                new_key_env,
+            } => {
+                let new = odatasync::keys::NewKey::from_args(new_key_file, new_key_env)?;
+                let url = database_url(database);
+                let db = open_db(&url).await?;
+                print!(
+                    "{}",
+                    odatasync::keys::rotate(&db, &redact(&url), &new).await?
+                );
+                Ok(0)
+            }
+        },
         Command::Status { service, database } => {
             let url = database_url(database);
             let db = open_db(&url).await?;

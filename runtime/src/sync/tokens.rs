@@ -701,6 +701,346 @@ impl TokenStore for DbTokenStore {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Other secrets (`odata_secrets`) and key rotation.
+
+/// What went wrong storing, reading or re-encrypting secrets with a [`SecretKey`].
+#[derive(Debug, thiserror::Error)]
+pub enum SecretsError {
+    /// Stored values that do not decrypt with the key given: saved with another key, or altered.
+    /// Names where they are (table, service, client id or name, column), never a value.
+    #[error(
+        "{} cannot be decrypted with this key: saved with another key or altered. Set \
+         {SECRET_KEY_ENV} (base64) or {SECRET_KEY_FILE_ENV} (a file holding it) to the key \
+         they were saved with (after `odatasync keys rotate`: the new key)",
+        describe_values(.values)
+    )]
+    WrongKey { values: Vec<String> },
+    /// No random nonce, or the cipher refused.
+    #[error("encrypting a secret: {0}")]
+    Encrypt(String),
+    #[error("secrets in the database: {0}")]
+    Sql(#[from] sqlx::Error),
+}
+
+fn describe_values(v: &[String]) -> String {
+    match v {
+        [one] => format!("the stored value {one}"),
+        _ if v.len() <= 6 => format!("{} stored values ({})", v.len(), v.join(", ")),
+        _ => format!("{} stored values ({}, ...)", v.len(), v[..6].join(", ")),
+    }
+}
+
+impl From<SecretsError> for SyncError {
+    fn from(e: SecretsError) -> Self {
+        match e {
+            SecretsError::Sql(e) => SyncError::from(e),
+            other => SyncError::Other(other.to_string()),
+        }
+    }
+}
+
+/// What an `odata_secrets` value is bound to (associated data): `odata_secrets/service/name`
+/// (a value copied to another service or name, or into `odata_tokens`, does not decrypt).
+fn secret_aad(service: &str, name: &str) -> Vec<u8> {
+    format!("odata_secrets/{service}/{name}").into_bytes()
+}
+
+/// Stores `value` as `service`'s secret `name` in `odata_secrets` (one upsert), encrypted like
+/// the tokens: `v1:` + base64(nonce ‖ AES-256-GCM ciphertext), a fresh nonce per value,
+/// `odata_secrets/service/name` as associated data. For the app's client secret
+/// (`client_secret`), the webhook secret (`webhook_secret`), ...
+pub async fn save_secret(
+    db: &Db,
+    key: &SecretKey,
+    service: &str,
+    name: &str,
+    value: &Secret,
+) -> Result<(), SecretsError> {
+    let sealed = seal(&key.cipher(), &secret_aad(service, name), value.expose())
+        .map_err(SecretsError::Encrypt)?;
+    const UPSERT: &str = " ON CONFLICT (\"service\", \"name\") DO UPDATE SET \"value\" = excluded.\"value\", \"updated_at\" = excluded.\"updated_at\"";
+    let now = Utc::now();
+    match db {
+        Db::Sqlite(p) => {
+            let sql = format!("INSERT INTO \"odata_secrets\" (\"service\", \"name\", \"value\", \"updated_at\") VALUES (?, ?, ?, ?){UPSERT}");
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(service)
+                .bind(name)
+                .bind(sealed)
+                .bind(utc_text(&now))
+                .execute(p)
+                .await?;
+        }
+        Db::Postgres(p) => {
+            let sql = format!("INSERT INTO \"odata_secrets\" (\"service\", \"name\", \"value\", \"updated_at\") VALUES ($1, $2, $3, $4){UPSERT}");
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(service)
+                .bind(name)
+                .bind(sealed)
+                .bind(now)
+                .execute(p)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// `service`'s secret `name` from `odata_secrets`, decrypted; `Ok(None)` when none is stored.
+/// A value that does not decrypt with `key` is [`SecretsError::WrongKey`], never garbage.
+pub async fn load_secret(
+    db: &Db,
+    key: &SecretKey,
+    service: &str,
+    name: &str,
+) -> Result<Option<Secret>, SecretsError> {
+    let stored: Option<String> =
+        match db {
+            Db::Sqlite(p) => sqlx::query_scalar(
+                "SELECT \"value\" FROM \"odata_secrets\" WHERE \"service\" = ? AND \"name\" = ?",
+            )
+            .bind(service)
+            .bind(name)
+            .fetch_optional(p)
+            .await?,
+            Db::Postgres(p) => sqlx::query_scalar(
+                "SELECT \"value\" FROM \"odata_secrets\" WHERE \"service\" = $1 AND \"name\" = $2",
+            )
+            .bind(service)
+            .bind(name)
+            .fetch_optional(p)
+            .await?,
+        };
+    let Some(stored) = stored else {
+        return Ok(None);
+    };
+    match open(&key.cipher(), &secret_aad(service, name), &stored) {
+        Some(v) => Ok(Some(Secret::new(v))),
+        None => Err(SecretsError::WrongKey {
+            values: vec![format!("odata_secrets {service}/{name}")],
+        }),
+    }
+}
+
+/// One encrypted value in the database: where it is and what it is bound to.
+struct SealedValue {
+    /// `odata_tokens` or `odata_secrets`.
+    table: &'static str,
+    service: String,
+    /// `client_id` (odata_tokens) or `name` (odata_secrets).
+    id: String,
+    /// `access_token` / `refresh_token` (odata_tokens) or `value` (odata_secrets).
+    column: &'static str,
+    stored: String,
+}
+
+impl SealedValue {
+    fn aad(&self) -> Vec<u8> {
+        match self.table {
+            "odata_tokens" => aad(&self.service, &self.id, self.column),
+            _ => secret_aad(&self.service, &self.id),
+        }
+    }
+    fn describe(&self) -> String {
+        match self.table {
+            "odata_tokens" => format!("odata_tokens {}/{}/{}", self.service, self.id, self.column),
+            _ => format!("odata_secrets {}/{}", self.service, self.id),
+        }
+    }
+}
+
+type TokenRow = (String, String, String, String);
+type SecretRow = (String, String, String);
+
+fn sealed_values(tokens: Vec<TokenRow>, secrets: Vec<SecretRow>) -> Vec<SealedValue> {
+    let mut out = Vec::with_capacity(tokens.len() * 2 + secrets.len());
+    for (service, client_id, access, refresh) in tokens {
+        for (column, stored) in [("access_token", access), ("refresh_token", refresh)] {
+            out.push(SealedValue {
+                table: "odata_tokens",
+                service: service.clone(),
+                id: client_id.clone(),
+                column,
+                stored,
+            });
+        }
+    }
+    for (service, name, stored) in secrets {
+        out.push(SealedValue {
+            table: "odata_secrets",
+            service,
+            id: name,
+            column: "value",
+            stored,
+        });
+    }
+    out
+}
+
+/// Decrypts every value with `current`; all that do not decrypt are named in one error.
+fn open_all(values: &[SealedValue], current: &SecretKey) -> Result<Vec<String>, SecretsError> {
+    let cipher = current.cipher();
+    let mut plain = Vec::with_capacity(values.len());
+    let mut failed = Vec::new();
+    for v in values {
+        match open(&cipher, &v.aad(), &v.stored) {
+            Some(p) => plain.push(p),
+            None => failed.push(v.describe()),
+        }
+    }
+    if failed.is_empty() {
+        Ok(plain)
+    } else {
+        Err(SecretsError::WrongKey { values: failed })
+    }
+}
+
+/// Checks that every encrypted value of `service` (its tokens, of `client_id` only when given,
+/// and its `odata_secrets`) decrypts with `key`; returns how many there are. Nothing is
+/// returned decrypted. Use it before a run to fail early and clearly on a wrong key.
+pub async fn check_secret_key(
+    db: &Db,
+    key: &SecretKey,
+    service: &str,
+    client_id: Option<&str>,
+) -> Result<usize, SecretsError> {
+    const T: &str = "SELECT \"service\", \"client_id\", \"access_token\", \"refresh_token\" FROM \"odata_tokens\"";
+    const S: &str = "SELECT \"service\", \"name\", \"value\" FROM \"odata_secrets\"";
+    let (tokens, secrets): (Vec<TokenRow>, Vec<SecretRow>) = match db {
+        Db::Sqlite(p) => (
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "{T} WHERE \"service\" = ? AND (? IS NULL OR \"client_id\" = ?)"
+            )))
+            .bind(service)
+            .bind(client_id)
+            .bind(client_id)
+            .fetch_all(p)
+            .await?,
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("{S} WHERE \"service\" = ?")))
+                .bind(service)
+                .fetch_all(p)
+                .await?,
+        ),
+        Db::Postgres(p) => (
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "{T} WHERE \"service\" = $1 AND ($2::text IS NULL OR \"client_id\" = $2)"
+            )))
+            .bind(service)
+            .bind(client_id)
+            .fetch_all(p)
+            .await?,
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("{S} WHERE \"service\" = $1")))
+                .bind(service)
+                .fetch_all(p)
+                .await?,
+        ),
+    };
+    let values = sealed_values(tokens, secrets);
+    open_all(&values, key).map(|p| p.len())
+}
+
+/// What [`rotate_secret_key`] re-encrypted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rotated {
+    /// `odata_tokens` rows (two values each).
+    pub token_rows: usize,
+    /// `odata_secrets` values.
+    pub secrets: usize,
+}
+
+impl Rotated {
+    /// Every value re-encrypted.
+    pub fn values(&self) -> usize {
+        self.token_rows * 2 + self.secrets
+    }
+}
+
+/// Key rotation: decrypts every encrypted value of the database (`odata_tokens` access and
+/// refresh tokens of every service and app, every `odata_secrets` value) with `current` and
+/// stores it encrypted with `new` (fresh nonces), in one transaction that also keeps other
+/// writers out (SQLite `BEGIN IMMEDIATE`; PostgreSQL `LOCK TABLE … IN SHARE ROW EXCLUSIVE
+/// MODE`, readers go on). A value that does not decrypt with `current` aborts it:
+/// [`SecretsError::WrongKey`] naming every such value, and nothing is changed.
+pub async fn rotate_secret_key(
+    db: &Db,
+    current: &SecretKey,
+    new: &SecretKey,
+) -> Result<Rotated, SecretsError> {
+    const T: &str = "SELECT \"service\", \"client_id\", \"access_token\", \"refresh_token\" FROM \"odata_tokens\" ORDER BY \"service\", \"client_id\"";
+    const S: &str =
+        "SELECT \"service\", \"name\", \"value\" FROM \"odata_secrets\" ORDER BY \"service\", \"name\"";
+    match db {
+        Db::Sqlite(p) => {
+            let mut tx = p.begin_with("BEGIN IMMEDIATE").await?;
+            let tokens: Vec<TokenRow> = sqlx::query_as(T).fetch_all(&mut *tx).await?;
+            let secrets: Vec<SecretRow> = sqlx::query_as(S).fetch_all(&mut *tx).await?;
+            let (rotated, values, resealed) = reseal(tokens, secrets, current, new)?;
+            for (v, sealed) in values.iter().zip(&resealed) {
+                let sql = match v.table {
+                    "odata_tokens" => format!("UPDATE \"odata_tokens\" SET \"{}\" = ? WHERE \"service\" = ? AND \"client_id\" = ?", v.column),
+                    _ => "UPDATE \"odata_secrets\" SET \"value\" = ? WHERE \"service\" = ? AND \"name\" = ?".to_string(),
+                };
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(sealed)
+                    .bind(&v.service)
+                    .bind(&v.id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(rotated)
+        }
+        Db::Postgres(p) => {
+            let mut tx = p.begin().await?;
+            sqlx::query(
+                "LOCK TABLE \"odata_tokens\", \"odata_secrets\" IN SHARE ROW EXCLUSIVE MODE",
+            )
+            .execute(&mut *tx)
+            .await?;
+            let tokens: Vec<TokenRow> = sqlx::query_as(T).fetch_all(&mut *tx).await?;
+            let secrets: Vec<SecretRow> = sqlx::query_as(S).fetch_all(&mut *tx).await?;
+            let (rotated, values, resealed) = reseal(tokens, secrets, current, new)?;
+            for (v, sealed) in values.iter().zip(&resealed) {
+                let sql = match v.table {
+                    "odata_tokens" => format!("UPDATE \"odata_tokens\" SET \"{}\" = $1 WHERE \"service\" = $2 AND \"client_id\" = $3", v.column),
+                    _ => "UPDATE \"odata_secrets\" SET \"value\" = $1 WHERE \"service\" = $2 AND \"name\" = $3".to_string(),
+                };
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(sealed)
+                    .bind(&v.service)
+                    .bind(&v.id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(rotated)
+        }
+    }
+}
+
+/// The values of the rows read, each re-encrypted with `new` (or the error naming every value
+/// `current` does not open).
+fn reseal(
+    tokens: Vec<TokenRow>,
+    secrets: Vec<SecretRow>,
+    current: &SecretKey,
+    new: &SecretKey,
+) -> Result<(Rotated, Vec<SealedValue>, Vec<String>), SecretsError> {
+    let rotated = Rotated {
+        token_rows: tokens.len(),
+        secrets: secrets.len(),
+    };
+    let values = sealed_values(tokens, secrets);
+    let plain = open_all(&values, current)?;
+    let cipher = new.cipher();
+    let resealed = values
+        .iter()
+        .zip(&plain)
+        .map(|(v, p)| seal(&cipher, &v.aad(), p).map_err(SecretsError::Encrypt))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((rotated, values, resealed))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
