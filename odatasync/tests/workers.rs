@@ -114,7 +114,7 @@ async fn worker_child() {
         base_url: Some(format!("{base}/api/v1/{{division}}/")),
         token_url: Some(format!("{base}/api/oauth2/token")),
         secret_key_file: Some(PathBuf::from(env("W_KEY_FILE"))),
-        redirect_uri: None,
+        ..ConnectOptions::default()
     };
     opts.budget = BudgetOptions {
         minutely_limit: env_i64("W_MINUTELY"),
@@ -463,5 +463,80 @@ fn four_workers_share_the_budget_of_one_division() {
     assert!(
         virtual_ms >= (windows as i64 - 2) * 60_000,
         "{calls} calls in {virtual_ms} virtual ms"
+    );
+}
+
+/// The real binary: `odatasync worker` registers, and on SIGTERM stops gracefully (exit 0,
+/// marked `stopped`); `status` shows the worker and the queue.
+#[test]
+fn worker_binary_stops_on_sigterm() {
+    let pg = PgServer::start().expect("PostgreSQL");
+    let url = pg.create_database("workersterm").expect("create database");
+    let mut w = Command::new(env!("CARGO_BIN_EXE_odatasync"))
+        .args(["worker", "--database", &url, "--concurrency", "1"])
+        .env("ODATASYNC_METADATA_CACHE", metadata_cache())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("odatasync worker");
+    let status_of = |id: Option<&str>| -> Vec<(String, String)> {
+        rt().block_on(async {
+            let db = Db::connect(&url).await.unwrap();
+            let Db::Postgres(pool) = &db else {
+                unreachable!()
+            };
+            sqlx::query_as("SELECT \"id\", \"status\" FROM \"odata_workers\" WHERE \"id\" = COALESCE($1, \"id\")")
+                .bind(id)
+                .fetch_all(pool)
+                .await
+                .unwrap_or_default()
+        })
+    };
+    let t = Instant::now();
+    let id = loop {
+        if let Some((id, st)) = status_of(None).into_iter().next() {
+            assert_eq!(st, "running");
+            break id;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "the worker did not register"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let status = Command::new(env!("CARGO_BIN_EXE_odatasync"))
+        .args(["status", "--service", SERVICE, "--database", &url])
+        .env("ODATASYNC_METADATA_CACHE", metadata_cache())
+        .output()
+        .expect("odatasync status");
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(text.contains("workers:") && text.contains(&id), "{text}");
+    let kill = Command::new("kill")
+        .args(["-TERM", &w.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(kill.success());
+    let t = Instant::now();
+    let code = loop {
+        if let Some(c) = w.try_wait().expect("wait") {
+            break c;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "no exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut out = String::new();
+    if let Some(mut s) = w.stdout.take() {
+        use std::io::Read;
+        let _ = s.read_to_string(&mut out);
+    }
+    assert!(code.success(), "exit {code}: {out}");
+    assert!(out.contains("0 jobs succeeded"), "{out}");
+    assert_eq!(
+        status_of(Some(&id)),
+        vec![(id.clone(), "stopped".to_string())]
     );
 }
