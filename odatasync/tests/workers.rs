@@ -540,3 +540,72 @@ fn worker_binary_stops_on_sigterm() {
         vec![(id.clone(), "stopped".to_string())]
     );
 }
+
+/// The real binaries end to end: `odatasync schedule --division` enqueues, `odatasync worker
+/// --exit-when-idle` (credentials and the refresh token from the environment, as in production)
+/// runs every job, `status` shows the queue done.
+#[test]
+fn schedule_and_worker_binaries() {
+    let pg = PgServer::start().expect("PostgreSQL");
+    let url = pg.create_database("workerscli").expect("create database");
+    // A refresh token whose chain is old enough (> 570 s) to be refreshed at once.
+    let clock = fake_exact::Clock::starting_at(system_us() / 1000 - 600_000, 1.0);
+    let fake = FakeExact::start(Config {
+        clock: clock.clone(),
+        divisions: vec![100_001],
+        rows_per_entity: 3,
+        ..Config::default()
+    });
+    let (_access, refresh) = fake.issue_tokens();
+    clock.advance(Duration::from_secs(600));
+    let key = SecretKey::generate().unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_odatasync"))
+            .args(args)
+            .args(["--database", &url])
+            .env("ODATASYNC_METADATA_CACHE", metadata_cache())
+            .env(
+                "ODATASYNC_BASE_URL",
+                format!("{}/api/v1/{{division}}/", fake.base_url()),
+            )
+            .env(
+                "ODATASYNC_TOKEN_URL",
+                format!("{}/api/oauth2/token", fake.base_url()),
+            )
+            .env("ODATASYNC_CLIENT_ID", &fake.config().client_id)
+            .env("ODATASYNC_CLIENT_SECRET", &fake.config().client_secret)
+            .env("ODATASYNC_REFRESH_TOKEN", &refresh)
+            .env("ODATASYNC_SECRET_KEY", key.to_base64())
+            .env_remove("ODATASYNC_SECRET_KEY_FILE")
+            .stdin(Stdio::null())
+            .output()
+            .expect("odatasync");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    let s = run(&["schedule", "--service", SERVICE, "--division", "100001"]);
+    assert!(s.contains("jobs") && s.contains("queued"), "{s}");
+    let w = run(&["worker", "--exit-when-idle", "--concurrency", "2"]);
+    let plan_len = plan::plan(&Service::load(&metadata_cache(), SERVICE).unwrap(), None)
+        .unwrap()
+        .len();
+    assert!(
+        w.contains(&format!("{plan_len} jobs succeeded, 0 failed")),
+        "{w}"
+    );
+    let st = run(&["status", "--service", SERVICE]);
+    println!("{st}");
+    assert!(
+        st.contains(&format!("{plan_len} succeeded")) && st.contains("call budget"),
+        "{st}"
+    );
+    let stats = fake.stats();
+    assert_eq!(stats.rate_limited, 0);
+    assert!(stats.violations.is_empty(), "{:?}", stats.violations);
+}
