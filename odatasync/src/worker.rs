@@ -3,7 +3,9 @@
 //!
 //! * [`schedule`] enqueues a batch: one row of `odata_jobs` per (division, planned entity)
 //!   (`one_division_only` entities in the first division only), `depends_on` = the plan's
-//!   dependencies, and a `queued` run record per job (`odata_sync_runs`, as `sync` does).
+//!   dependencies, and a `queued` run record per job (`odata_sync_runs`, as `sync` does). Worker
+//!   batches live in `odata_jobs` only: `odata_sync_batches` holds the batches of `odatasync
+//!   serve`, which runs its queued ones itself.
 //! * [`run_worker`] registers in `odata_workers`, heartbeats, and leases jobs with
 //!   `UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED LIMIT 1)`: a job is taken when it is
 //!   queued, or running under a lease that expired (its worker died), and every job it depends
@@ -107,14 +109,6 @@ pub async fn schedule(
         }
     }
     let mut tx = pool.begin().await?;
-    sqlx::query("INSERT INTO \"odata_sync_batches\" (\"id\", \"service\", \"entities\", \"division\", \"full_refresh\", \"status\", \"owner\", \"callback_attempts\", \"created_at\") VALUES ($1, $2, $3, $4, $5, 'queued', 'workers', 0, now())")
-        .bind(&batch_id)
-        .bind(&service.name)
-        .bind(opts.entities.as_ref().map(|e| e.join(",")))
-        .bind((divisions.len() == 1).then(|| divisions[0].map(i64::from)).flatten())
-        .bind(opts.full_refresh)
-        .execute(&mut *tx)
-        .await?;
     for (id, division, entity, deps, run_id) in &jobs {
         sqlx::query("INSERT INTO \"odata_jobs\" (\"id\", \"batch_id\", \"service\", \"division\", \"entity\", \"depends_on\", \"status\", \"attempts\", \"run_id\", \"created_at\") VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0, $7, now())")
             .bind(id)
@@ -239,7 +233,6 @@ async fn reap(pool: &PgPool, opts: &WorkerOptions) -> Result<(), Error> {
     for (batch, run_id) in dead {
         fail_runs(pool, &[run_id], "abandoned: its workers died").await?;
         fail_dependents(pool, &batch).await?;
-        finish_batch(pool, &batch).await?;
     }
     let stale = (opts.lease.as_secs_f64() * 3.0).max(1.0);
     sqlx::query("UPDATE \"odata_workers\" SET \"status\" = 'lost' WHERE \"status\" = 'running' AND \"heartbeat_at\" < now() - make_interval(secs => $1)")
@@ -270,12 +263,6 @@ pub async fn claim(pool: &PgPool, owner: &str, lease: Duration) -> Result<Option
         .bind(lease.as_secs_f64())
         .fetch_optional(pool)
         .await?;
-    if let Some(j) = &job {
-        sqlx::query("UPDATE \"odata_sync_batches\" SET \"status\" = 'running', \"started_at\" = COALESCE(\"started_at\", now()) WHERE \"id\" = $1 AND \"status\" = 'queued'")
-            .bind(&j.batch_id)
-            .execute(pool)
-            .await?;
-    }
     Ok(job)
 }
 
@@ -316,16 +303,6 @@ async fn fail_dependents(pool: &PgPool, batch: &str) -> Result<(), Error> {
     }
 }
 
-/// Closes the batch record when none of its jobs is queued or running.
-async fn finish_batch(pool: &PgPool, batch: &str) -> Result<(), Error> {
-    sqlx::query("UPDATE \"odata_sync_batches\" b SET \"status\" = CASE WHEN EXISTS (SELECT 1 FROM \"odata_jobs\" f WHERE f.\"batch_id\" = b.\"id\" AND f.\"status\" = 'failed') THEN 'failed' ELSE 'succeeded' END, \"finished_at\" = now() \
-        WHERE b.\"id\" = $1 AND b.\"status\" IN ('queued', 'running') AND NOT EXISTS (SELECT 1 FROM \"odata_jobs\" o WHERE o.\"batch_id\" = b.\"id\" AND o.\"status\" IN ('queued', 'running'))")
-        .bind(batch)
-        .execute(pool)
-        .await?;
-    Ok(())
-}
-
 /// Records the end of a job this worker holds; `false` when the lease was lost.
 async fn record(pool: &PgPool, owner: &str, job: &Job, outcome: &Outcome) -> Result<bool, Error> {
     let (status, msg) = match outcome.status {
@@ -344,7 +321,6 @@ async fn record(pool: &PgPool, owner: &str, job: &Job, outcome: &Outcome) -> Res
     if done && outcome.status == Status::Failed {
         fail_dependents(pool, &job.batch_id).await?;
     }
-    finish_batch(pool, &job.batch_id).await?;
     Ok(done)
 }
 
@@ -533,10 +509,11 @@ async fn work(
                     }
                 },
             };
+            // `schedule` recorded --full-refresh in the job's queued run record.
             let full_refresh: bool = sqlx::query_scalar(
-                "SELECT COALESCE((SELECT \"full_refresh\" FROM \"odata_sync_batches\" WHERE \"id\" = $1), FALSE)",
+                "SELECT COALESCE((SELECT \"full_refresh\" FROM \"odata_sync_runs\" WHERE \"id\" = $1), FALSE)",
             )
-            .bind(&job.batch_id)
+            .bind(&job.run_id)
             .fetch_one(pool)
             .await?;
             let (db2, job2, overlap) = (db.clone(), job.clone(), opts.modified_overlap);
