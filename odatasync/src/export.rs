@@ -350,6 +350,8 @@ async fn write_rows(
     }
     let mut rows = 0u64;
     let mut deleted = 0u64;
+    // One write a row: the gzip encoder is slow on serde_json's many small writes.
+    let mut line: Vec<u8> = Vec::with_capacity(4096);
     let mut emit = |mut obj: Map<String, Value>, deleted_at: Option<String>| {
         if let Some(at) = deleted_at {
             deleted += 1;
@@ -359,9 +361,13 @@ async fn write_rows(
             );
         }
         rows += 1;
-        serde_json::to_writer(&mut *out, &obj)
+        line.clear();
+        serde_json::to_writer(&mut line, &obj)
             .map_err(std::io::Error::other)
-            .and_then(|_| out.write_all(b"\n"))
+            .and_then(|_| {
+                line.push(b'\n');
+                out.write_all(&line)
+            })
             .map_err(|e| Error::Other(format!("export {}: {e}", table.name)))
     };
     let del_idx = table
