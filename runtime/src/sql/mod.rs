@@ -15,6 +15,7 @@ use crate::Entity;
 
 #[cfg(feature = "sql")]
 mod db;
+#[cfg(feature = "sql")]
 mod fields;
 #[cfg(feature = "sql")]
 pub use db::{

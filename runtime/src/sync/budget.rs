@@ -137,6 +137,7 @@ impl PgCallBudget {
         let minute = window_start(now_ms, MINUTE_MS);
         let day = window_start(now_ms, DAY_MS);
         let mut tx = self.pool.begin().await?;
+        self.lock_division(&mut tx, division).await?;
         // Roll both rows over to the current windows (a row already in a later window, moved
         // on by a process whose clock runs ahead, stays there) and lock them, minute first.
         let rows: Vec<(String, i64, i64, Option<i64>)> = sqlx::query_as(
@@ -188,9 +189,30 @@ impl PgCallBudget {
         Ok(Reservation::Go)
     }
 
+    /// Serialises the budget transactions of one (app, division): a reservation locks the
+    /// minute row then the day row, a header update both rows in the join's order; without
+    /// this lock two of them could wait on each other (PostgreSQL: "deadlock detected").
+    async fn lock_division(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        division: i32,
+    ) -> Result<(), SyncError> {
+        sqlx::query(
+            "SELECT pg_advisory_xact_lock(7201, hashtext($1 || '/' || $2 || '/' || $3::text))",
+        )
+        .bind(&self.service)
+        .bind(&self.client_id)
+        .bind(i64::from(division))
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
+    }
+
     /// Takes the service's headers into account (see the module docs).
     pub async fn record(&self, division: i32, h: RateLimitHeaders) -> Result<(), SyncError> {
         let ws = |reset: Option<i64>, len: i64| reset.map(|r| r - len);
+        let mut tx = self.pool.begin().await?;
+        self.lock_division(&mut tx, division).await?;
         sqlx::query(
             "UPDATE \"odata_rate_budget\" AS b SET \
                \"limit_value\" = COALESCE(v.lim, b.\"limit_value\"), \
@@ -214,8 +236,9 @@ impl PgCallBudget {
         .bind(h.daily_limit)
         .bind(h.daily_remaining)
         .bind(h.daily_reset_ms)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 }
