@@ -19,16 +19,13 @@ use crate::error::Error;
 use crate::plan::PlannedEntity;
 use crate::run::BatchReport;
 use crate::service::Service;
-use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use futures_util::TryStreamExt;
-use odata_runtime::serde_with::SerializeAs;
-use odata_runtime::sql::sqlx::postgres::PgRow;
-use odata_runtime::sql::sqlx::sqlite::SqliteRow;
 use odata_runtime::sql::sqlx::{self, AssertSqlSafe, Row as _};
-use odata_runtime::sql::{Db, SqlError};
-use odata_runtime::{ColumnInfo, ColumnKind, TableInfo};
+use odata_runtime::sql::{pg_object, sqlite_object, Db};
+use odata_runtime::{ColumnKind, TableInfo};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::io::{BufWriter, Write};
@@ -418,109 +415,6 @@ async fn write_rows(
     Ok((rows, deleted))
 }
 
-// The row → JSON object conversion below mirrors the runtime's read path
-// (`odata_runtime::sql::read_rows`), whose objects deserialise into the entity types.
-
-fn value_error(table: &TableInfo, col: &ColumnInfo, message: String) -> Error {
-    Error::Sql(SqlError::Value {
-        table: table.name.to_string(),
-        column: col.name.to_string(),
-        message,
-    })
-}
-
 fn utc_text(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
-}
-
-fn float_json(v: f64) -> Value {
-    if v.is_nan() {
-        Value::String("NaN".into())
-    } else if v.is_infinite() {
-        Value::String(if v > 0.0 { "INF" } else { "-INF" }.into())
-    } else {
-        serde_json::Number::from_f64(v)
-            .map(Value::Number)
-            .unwrap_or(Value::Null)
-    }
-}
-
-fn bytes_json(v: Vec<u8>) -> Value {
-    odata_runtime::wire::Base64::serialize_as(&v, serde_json::value::Serializer)
-        .unwrap_or(Value::Null)
-}
-
-/// Where a column's value goes in the row's JSON object (`None`: not a property).
-fn target(col: &ColumnInfo) -> Option<&'static str> {
-    match col.kind {
-        ColumnKind::SyncedAt | ColumnKind::DeletedAt => None,
-        _ => col.wire_name,
-    }
-}
-
-fn sqlite_object(table: &TableInfo, row: &SqliteRow) -> Result<Map<String, Value>, Error> {
-    let mut obj = Map::new();
-    for (i, col) in table.columns.iter().enumerate() {
-        let Some(wire) = target(col) else { continue };
-        let v = match col.kind {
-            ColumnKind::Bool => row.try_get::<Option<bool>, _>(i)?.map(Value::Bool),
-            ColumnKind::Int16 | ColumnKind::Int32 | ColumnKind::Int64 | ColumnKind::Division => {
-                row.try_get::<Option<i64>, _>(i)?.map(Value::from)
-            }
-            ColumnKind::Float32 | ColumnKind::Float64 => {
-                row.try_get::<Option<f64>, _>(i)?.map(float_json)
-            }
-            ColumnKind::Bytes => row.try_get::<Option<Vec<u8>>, _>(i)?.map(bytes_json),
-            ColumnKind::Json => match row.try_get::<Option<String>, _>(i)? {
-                Some(s) => Some(
-                    serde_json::from_str(&s).map_err(|e| value_error(table, col, e.to_string()))?,
-                ),
-                None => None,
-            },
-            _ => row.try_get::<Option<String>, _>(i)?.map(Value::String),
-        };
-        obj.insert(wire.to_string(), v.unwrap_or(Value::Null));
-    }
-    Ok(obj)
-}
-
-fn pg_object(table: &TableInfo, row: &PgRow) -> Result<Map<String, Value>, Error> {
-    let mut obj = Map::new();
-    for (i, col) in table.columns.iter().enumerate() {
-        let Some(wire) = target(col) else { continue };
-        let v = match col.kind {
-            ColumnKind::Bool => row.try_get::<Option<bool>, _>(i)?.map(Value::Bool),
-            ColumnKind::Int16 => row.try_get::<Option<i16>, _>(i)?.map(Value::from),
-            ColumnKind::Int32 | ColumnKind::Division => {
-                row.try_get::<Option<i32>, _>(i)?.map(Value::from)
-            }
-            ColumnKind::Int64 => row.try_get::<Option<i64>, _>(i)?.map(Value::from),
-            ColumnKind::Float32 => row
-                .try_get::<Option<f32>, _>(i)?
-                .map(|v| float_json(f64::from(v))),
-            ColumnKind::Float64 => row.try_get::<Option<f64>, _>(i)?.map(float_json),
-            ColumnKind::Date => row
-                .try_get::<Option<NaiveDate>, _>(i)?
-                .map(|d| Value::String(d.format("%Y-%m-%d").to_string())),
-            ColumnKind::DateTime => row
-                .try_get::<Option<NaiveDateTime>, _>(i)?
-                .map(|d| Value::String(d.format("%Y-%m-%dT%H:%M:%S%.f").to_string())),
-            ColumnKind::DateTimeOffset => row
-                .try_get::<Option<DateTime<Utc>>, _>(i)?
-                .map(|t| Value::String(utc_text(&t))),
-            ColumnKind::Time => row
-                .try_get::<Option<NaiveTime>, _>(i)?
-                .map(|t| Value::String(t.format("%H:%M:%S%.f").to_string())),
-            ColumnKind::Uuid => row
-                .try_get::<Option<sqlx::types::Uuid>, _>(i)?
-                .map(|u| Value::String(u.hyphenated().to_string())),
-            ColumnKind::Bytes => row.try_get::<Option<Vec<u8>>, _>(i)?.map(bytes_json),
-            ColumnKind::Json => row
-                .try_get::<Option<sqlx::types::Json<Value>>, _>(i)?
-                .map(|j| j.0),
-            _ => row.try_get::<Option<String>, _>(i)?.map(Value::String),
-        };
-        obj.insert(wire.to_string(), v.unwrap_or(Value::Null));
-    }
-    Ok(obj)
 }

@@ -603,8 +603,9 @@ fn target(col: &ColumnInfo) -> Option<&'static str> {
     }
 }
 
-/// One SQLite row of `table` (selected with [`TableInfo::select_sqlite`]) as its JSON object.
-fn sqlite_object(table: &TableInfo, row: &SqliteRow) -> Result<Map<String, Value>, SqlError> {
+/// One SQLite row of `table` (selected with [`TableInfo::select_sqlite`]) as its JSON object
+/// (wire names; what the entity type deserialises from).
+pub fn sqlite_object(table: &TableInfo, row: &SqliteRow) -> Result<Map<String, Value>, SqlError> {
     let mut obj = Map::new();
     for (i, col) in table.columns.iter().enumerate() {
         let Some(wire) = target(col) else { continue };
@@ -632,7 +633,7 @@ fn sqlite_object(table: &TableInfo, row: &SqliteRow) -> Result<Map<String, Value
 
 /// One PostgreSQL row of `table` (selected with [`TableInfo::select_postgres`]) as its JSON
 /// object.
-fn pg_object(table: &TableInfo, row: &PgRow) -> Result<Map<String, Value>, SqlError> {
+pub fn pg_object(table: &TableInfo, row: &PgRow) -> Result<Map<String, Value>, SqlError> {
     let mut obj = Map::new();
     for (i, col) in table.columns.iter().enumerate() {
         let Some(wire) = target(col) else { continue };
