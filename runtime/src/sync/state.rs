@@ -143,41 +143,16 @@ pub(crate) async fn start_run(
     spec: &SyncSpec,
     _table: &TableInfo,
 ) -> Result<Run, SyncError> {
-    if let Some(id) = &spec.run_id {
-        match db {
-            Db::Sqlite(p) => {
-                sqlx::query("UPDATE \"odata_sync_runs\" SET \"status\" = 'running', \"started_at\" = ? WHERE \"id\" = ?")
-                    .bind(utc_text(&Utc::now()))
-                    .bind(id)
-                    .execute(p)
-                    .await?;
-            }
-            Db::Postgres(p) => {
-                sqlx::query("UPDATE \"odata_sync_runs\" SET \"status\" = 'running', \"started_at\" = $1 WHERE \"id\" = $2")
-                    .bind(Utc::now())
-                    .bind(id)
-                    .execute(p)
-                    .await?;
-            }
+    let id = match &spec.run_id {
+        Some(id) => id.clone(),
+        None => {
+            let id = new_run_id();
+            insert_queued(db, spec, &id).await?;
+            id
         }
-        return Ok(Run { id: id.clone() });
-    }
-    let id = new_run_id();
-    let now = Utc::now();
-    let cols = "\"id\", \"batch_id\", \"service\", \"division\", \"entity\", \"status\", \"full_refresh\", \"rows_inserted\", \"rows_updated\", \"rows_deleted\", \"api_calls\", \"errors\", \"queued_at\"";
+    };
     match db {
         Db::Sqlite(p) => {
-            let sql = format!("INSERT INTO \"odata_sync_runs\" ({cols}) VALUES (?, ?, ?, ?, ?, 'queued', ?, 0, 0, 0, 0, 0, ?)");
-            sqlx::query(AssertSqlSafe(sql))
-                .bind(&id)
-                .bind(&spec.batch_id)
-                .bind(&spec.service)
-                .bind(div(spec.division))
-                .bind(&spec.entity)
-                .bind(spec.full_refresh)
-                .bind(utc_text(&now))
-                .execute(p)
-                .await?;
             sqlx::query("UPDATE \"odata_sync_runs\" SET \"status\" = 'running', \"started_at\" = ? WHERE \"id\" = ?")
                 .bind(utc_text(&Utc::now()))
                 .bind(&id)
@@ -185,17 +160,6 @@ pub(crate) async fn start_run(
                 .await?;
         }
         Db::Postgres(p) => {
-            let sql = format!("INSERT INTO \"odata_sync_runs\" ({cols}) VALUES ($1, $2, $3, $4, $5, 'queued', $6, 0, 0, 0, 0, 0, $7)");
-            sqlx::query(AssertSqlSafe(sql))
-                .bind(&id)
-                .bind(&spec.batch_id)
-                .bind(&spec.service)
-                .bind(div(spec.division))
-                .bind(&spec.entity)
-                .bind(spec.full_refresh)
-                .bind(now)
-                .execute(p)
-                .await?;
             sqlx::query("UPDATE \"odata_sync_runs\" SET \"status\" = 'running', \"started_at\" = $1 WHERE \"id\" = $2")
                 .bind(Utc::now())
                 .bind(&id)
