@@ -68,6 +68,12 @@ pub struct EntityConfig {
     /// next link (servers that cap their answers silently).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skip_paging: Option<u64>,
+    /// Extension: when the scale-out scheduler enqueues this entity (`odatasync schedule --due`,
+    /// `odatasync worker --schedule`): a standard 5-field cron expression (minute hour
+    /// day-of-month month day-of-week) evaluated in UTC, or `@hourly`, `@daily`, `@weekly`,
+    /// `@monthly`, `@yearly`. Checked by [`EntitySelection::parse`]; it changes no generated code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
 }
 
 fn yes() -> bool {
@@ -81,13 +87,34 @@ impl EntityConfig {
     }
 }
 
+/// The cron dialect of `schedule`: five fields (no seconds, no year), POSIX/Vixie semantics
+/// (a day-of-month and a day-of-week both restricted match either), the `@` nicknames.
+/// `odatasync` evaluates it with the same parser settings.
+fn check_schedule(expr: &str) -> Result<(), String> {
+    use croner::parser::{CronParser, Seconds, Year};
+    if expr.trim().is_empty() {
+        return Err("'schedule' is empty (expected a 5-field cron expression in UTC such as \"*/15 * * * *\", or @hourly / @daily)".into());
+    }
+    CronParser::builder()
+        .seconds(Seconds::Disallowed)
+        .year(Year::Disallowed)
+        .build()
+        .parse(expr)
+        .map(|_| ())
+        .map_err(|e| {
+            format!(
+                "'schedule' = \"{expr}\" is not a cron expression: {e} (expected 5 fields, minute hour day-of-month month day-of-week, in UTC, e.g. \"*/15 * * * *\" or \"30 2 * * 1-5\"; or @hourly, @daily, @weekly, @monthly, @yearly)"
+            )
+        })
+}
+
 /// `config.json`: entity name → entry, sorted by name.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EntitySelection {
     pub entities: BTreeMap<String, EntityConfig>,
 }
 
-const ALLOWED_KEYS: &str = "endpoint, ensure_division_column, skip, check_count, one_division_only, webhookTopics, dependsOn, select, key, incremental, table, skip_paging";
+const ALLOWED_KEYS: &str = "endpoint, ensure_division_column, skip, check_count, one_division_only, webhookTopics, dependsOn, select, key, incremental, table, skip_paging, schedule";
 
 impl EntitySelection {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
@@ -119,6 +146,13 @@ impl EntitySelection {
                     entity: name,
                     message: "'endpoint' is empty".into(),
                 });
+            }
+            if let Some(expr) = &cfg.schedule {
+                check_schedule(expr).map_err(|message| ConfigError::Entity {
+                    path: path.to_path_buf(),
+                    entity: name.clone(),
+                    message,
+                })?;
             }
             entities.insert(name, cfg);
         }
@@ -335,6 +369,49 @@ mod tests {
         assert!(e.to_string().contains("'Nope'"), "{e}");
         let e = EntitySelection::parse(Path::new("c.json"), "{\n  \"A\": [1,\n}").unwrap_err();
         assert!(e.to_string().starts_with("c.json:3:1: error:"), "{e}");
+    }
+
+    #[test]
+    fn schedule_is_a_five_field_cron_expression() {
+        let s = EntitySelection::parse(
+            Path::new("config.json"),
+            r#"{"A": {"endpoint": "x/A", "schedule": "*/15 * * * *"}, "B": {"endpoint": "x/B", "schedule": "@daily"}, "C": {"endpoint": "x/C"}}"#,
+        )
+        .unwrap();
+        assert_eq!(s.entities["A"].schedule.as_deref(), Some("*/15 * * * *"));
+        assert_eq!(s.entities["B"].schedule.as_deref(), Some("@daily"));
+        assert_eq!(s.entities["C"].schedule, None);
+        // No `schedule` key written back for entities without one.
+        let v = serde_json::to_value(&s.entities["C"]).unwrap();
+        assert!(v.get("schedule").is_none(), "{v}");
+        for (bad, what) in [
+            ("*/15 * * *", "4 fields"),
+            ("0 */15 * * * *", "6 fields (seconds)"),
+            ("61 * * * *", "minute out of range"),
+            ("0 0 * * * 2027", "a year"),
+            ("every hour", "words"),
+            ("", "empty"),
+        ] {
+            let text = format!(r#"{{"Journals": {{"endpoint": "x/J", "schedule": "{bad}"}}}}"#);
+            let e =
+                EntitySelection::parse(Path::new("meta/exact/config.json"), &text).expect_err(what);
+            assert!(
+                matches!(&e, ConfigError::Entity { entity, .. } if entity == "Journals"),
+                "{what}: {e:?}"
+            );
+            let msg = e.to_string();
+            assert!(
+                msg.starts_with("meta/exact/config.json: error: entity 'Journals': 'schedule'")
+                    && msg.contains("*/15 * * * *"),
+                "{what}: {msg}"
+            );
+        }
+        let e = EntitySelection::parse(
+            Path::new("c.json"),
+            r#"{"A": {"endpoint": "x/A", "schedule": 15}}"#,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("entity 'A'"), "{e}");
     }
 
     #[test]

@@ -720,6 +720,28 @@ pub fn runtime_tables() -> Vec<TableDef> {
             primary_key: vec!["id".into()],
             indexes: vec![],
         },
+        // The cron slots (config.json `schedule`) already enqueued: `odatasync schedule --due`
+        // and `worker --schedule` insert the slot in the transaction that inserts its jobs, so
+        // two schedulers never enqueue one slot twice.
+        TableDef {
+            name: "odata_schedule_slots".into(),
+            entity: String::new(),
+            entity_set: String::new(),
+            entity_type: String::new(),
+            rust_type: String::new(),
+            division: false,
+            columns: vec![
+                col("service", ColumnKind::Text, false),
+                col("entity", ColumnKind::Text, false),
+                // The slot's time, UTC epoch ms.
+                col("slot_at_ms", ColumnKind::Int64, false),
+                // The odata_jobs batch that runs it.
+                col("batch_id", ColumnKind::Text, false),
+                col("created_at", ColumnKind::SyncedAt, false),
+            ],
+            primary_key: vec!["service".into(), "entity".into(), "slot_at_ms".into()],
+            indexes: vec![],
+        },
         // The API call budget shared by every process of an app: calls reserved per
         // (app, division) and window (`minute`, `day`), and the service's last word on it
         // (X-RateLimit-* headers).
