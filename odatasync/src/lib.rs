@@ -7,6 +7,8 @@
 //! * [`plan`]: which entities, in which order (`config.json`: `skip`, `dependsOn`, ...);
 //! * [`run`]: runs a plan over divisions, records every run, reports what changed;
 //! * [`export`], [`ingest`]: change files out (`sync --export`) and in (`ingest`);
+//! * [`worker`], [`schedules`]: scale-out workers sharing a PostgreSQL queue, and the
+//!   config.json `schedule` slots they enqueue;
 //! * [`status`], [`demo`].
 
 pub mod connect;
@@ -18,6 +20,7 @@ pub mod keys;
 pub mod plan;
 pub mod refresh;
 pub mod run;
+pub mod schedules;
 pub mod serve;
 pub mod service;
 pub mod status;

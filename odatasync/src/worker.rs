@@ -11,7 +11,14 @@
 //!   queued, or running under a lease that expired (its worker died), and every job it depends
 //!   on in the same batch and division has succeeded. The lease is renewed with the heartbeat
 //!   while the job runs. A job runs from the committed cursor ([`crate::run::run_one`]), so a
-//!   job resumed after a `kill -9` loses nothing. A failed job fails its dependents.
+//!   job resumed after a `kill -9` loses nothing. A failed job fails its dependents. A
+//!   dependency that is not in the batch (a `schedule --due` batch holds only the due entities)
+//!   is not waited for.
+//! * Budget-aware leasing: the lease query skips the jobs of divisions whose current minute or
+//!   day window in the shared budget (`odata_rate_budget`, the worker's app) is used up, so a
+//!   worker takes work in another division instead of holding a job that waits for the window.
+//! * `--schedule SERVICE`: on every idle poll the worker enqueues the due config.json
+//!   `schedule` slots of those services ([`crate::schedules`]), so a fleet needs no cron.
 //! * Every request reserves a call in the shared budget of (app, division)
 //!   ([`odata_runtime::sync::budget::PgCallBudget`]), so N workers together stay under the
 //!   service's limits; tokens are refreshed once for all under the token store's advisory lock.
@@ -22,6 +29,7 @@ use crate::connect::{self, ConnectOptions};
 use crate::error::Error;
 use crate::plan::{self, PlannedEntity};
 use crate::run::{run_one, Outcome, Status};
+use crate::schedules;
 use crate::service::Service;
 use futures_util::future::LocalBoxFuture;
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -36,7 +44,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
-fn pg(db: &Db) -> Result<&PgPool, Error> {
+pub(crate) fn pg(db: &Db) -> Result<&PgPool, Error> {
     match db {
         Db::Postgres(p) => Ok(p),
         Db::Sqlite(_) => Err(Error::Usage(
@@ -63,7 +71,7 @@ pub struct Scheduled {
     pub jobs: usize,
 }
 
-fn new_batch_id() -> String {
+pub(crate) fn new_batch_id() -> String {
     format!(
         "{}-{:08x}",
         chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ"),
@@ -87,6 +95,22 @@ pub async fn schedule(
     opts: &ScheduleOptions,
 ) -> Result<Scheduled, Error> {
     let pool = pg(db)?;
+    let mut tx = pool.begin().await?;
+    let s = enqueue(db, &mut tx, service, plan, divisions, opts).await?;
+    tx.commit().await?;
+    Ok(s)
+}
+
+/// The jobs of [`schedule`], inserted in `tx` (the caller commits; `schedule --due` inserts
+/// its slots in the same transaction). The queued run records are written through `db`.
+pub(crate) async fn enqueue(
+    db: &Db,
+    tx: &mut sqlx::PgConnection,
+    service: &Service,
+    plan: &[PlannedEntity],
+    divisions: &[Option<i32>],
+    opts: &ScheduleOptions,
+) -> Result<Scheduled, Error> {
     let batch_id = opts.batch_id.clone().unwrap_or_else(new_batch_id);
     let mut jobs: Vec<(String, i64, String, String, String)> = Vec::new();
     for (di, div) in divisions.iter().enumerate() {
@@ -108,7 +132,6 @@ pub async fn schedule(
             ));
         }
     }
-    let mut tx = pool.begin().await?;
     for (id, division, entity, deps, run_id) in &jobs {
         sqlx::query("INSERT INTO \"odata_jobs\" (\"id\", \"batch_id\", \"service\", \"division\", \"entity\", \"depends_on\", \"status\", \"attempts\", \"run_id\", \"created_at\") VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0, $7, now())")
             .bind(id)
@@ -121,7 +144,6 @@ pub async fn schedule(
             .execute(&mut *tx)
             .await?;
     }
-    tx.commit().await?;
     Ok(Scheduled {
         batch_id,
         jobs: jobs.len(),
@@ -157,6 +179,9 @@ pub struct WorkerOptions {
     pub modified_overlap: Option<Duration>,
     /// Becomes `true` to stop gracefully (the CLI wires SIGTERM and SIGINT to it).
     pub shutdown: Option<watch::Receiver<bool>>,
+    /// Services whose config.json `schedule` slots this worker enqueues when it finds nothing
+    /// to lease ([`crate::schedules::schedule_due`], evaluated on the client's clock).
+    pub schedule: Vec<String>,
 }
 
 impl WorkerOptions {
@@ -174,6 +199,7 @@ impl WorkerOptions {
             budget: BudgetOptions::default(),
             modified_overlap: None,
             shutdown: None,
+            schedule: Vec::new(),
         }
     }
 }
@@ -242,8 +268,30 @@ async fn reap(pool: &PgPool, opts: &WorkerOptions) -> Result<(), Error> {
     Ok(())
 }
 
-/// Leases the next job for `owner`, if one can run.
-pub async fn claim(pool: &PgPool, owner: &str, lease: Duration) -> Result<Option<Job>, Error> {
+/// Which divisions [`claim`] leaves alone for now: those whose current minute or day window
+/// of the shared call budget (`odata_rate_budget`, see [`PgCallBudget`]) is used up for the
+/// worker's app, so that the worker takes work in another division instead of holding a job
+/// that would wait for the next window.
+#[derive(Debug, Clone)]
+pub struct LeaseBudget {
+    /// The app whose budget the worker's calls draw from (`None`: no budget, no skipping).
+    pub client_id: Option<String>,
+    /// Now on the clock the budget is kept with (the client's), UTC epoch ms.
+    pub now_ms: i64,
+    /// The limits until the service's headers said otherwise, and the reserves.
+    pub budget: BudgetOptions,
+}
+
+/// Leases the next job for `owner`, if one can run: queued (or running under an expired
+/// lease), every dependency in the same batch succeeded (dependencies not in the batch are
+/// not waited for), and its division's call budget not used up in the current minute or day
+/// window ([`LeaseBudget`]).
+pub async fn claim(
+    pool: &PgPool,
+    owner: &str,
+    lease: Duration,
+    budget: &LeaseBudget,
+) -> Result<Option<Job>, Error> {
     const SQL: &str = "UPDATE \"odata_jobs\" SET \"status\" = 'running', \"lease_owner\" = $1, \"lease_expires_at\" = now() + make_interval(secs => $2), \"attempts\" = \"attempts\" + 1 \
         WHERE \"id\" = ( \
           SELECT j.\"id\" FROM \"odata_jobs\" j \
@@ -255,12 +303,26 @@ pub async fn claim(pool: &PgPool, owner: &str, lease: Duration) -> Result<Option
                 AND d.\"status\" <> 'succeeded' \
                 AND (d.\"division\" = j.\"division\" OR NOT EXISTS ( \
                   SELECT 1 FROM \"odata_jobs\" e WHERE e.\"batch_id\" = j.\"batch_id\" AND e.\"division\" = j.\"division\" AND e.\"entity\" = d.\"entity\"))) \
+            AND NOT EXISTS ( \
+              SELECT 1 FROM \"odata_rate_budget\" b \
+              WHERE b.\"service\" = j.\"service\" AND b.\"client_id\" = $3 AND b.\"division\" = j.\"division\" \
+                AND ((b.\"window_kind\" = 'minute' AND b.\"window_start_ms\" >= $4 AND b.\"used\" >= COALESCE(b.\"limit_value\", $5) - $6) \
+                  OR (b.\"window_kind\" = 'day' AND b.\"window_start_ms\" >= $7 AND b.\"used\" >= COALESCE(b.\"limit_value\", $8) - $9))) \
           ORDER BY j.\"created_at\", j.\"id\" \
           FOR UPDATE SKIP LOCKED LIMIT 1) \
         RETURNING \"id\", \"batch_id\", \"service\", \"division\", \"entity\", \"run_id\", \"attempts\"";
+    let b = &budget.budget;
+    let window = |len: i64| budget.now_ms - budget.now_ms.rem_euclid(len);
     let job: Option<Job> = sqlx::query_as(SQL)
         .bind(owner)
         .bind(lease.as_secs_f64())
+        .bind(&budget.client_id)
+        .bind(window(MINUTE_MS))
+        .bind(b.minutely_limit)
+        .bind(b.minutely_reserve)
+        .bind(window(DAY_MS))
+        .bind(b.daily_limit)
+        .bind(b.daily_reserve)
         .fetch_optional(pool)
         .await?;
     Ok(job)
@@ -394,10 +456,99 @@ async fn execute(
     run_one(&ctx.conn.client, &db, &ctx.service, &p, &spec).await
 }
 
+/// The loaded and connected service `name` (once per worker).
+async fn service_ctx_cached(
+    db: &Db,
+    opts: &WorkerOptions,
+    services: &mut HashMap<String, Arc<ServiceCtx>>,
+    name: &str,
+) -> Result<Arc<ServiceCtx>, Error> {
+    if let Some(c) = services.get(name) {
+        return Ok(c.clone());
+    }
+    let c = Arc::new(service_ctx(db, opts, name).await?);
+    services.insert(name.to_string(), c.clone());
+    Ok(c)
+}
+
+/// Now on the worker's clock (the client's: tests speed it up), UTC epoch ms.
+fn now_ms(opts: &WorkerOptions) -> i64 {
+    opts.connect
+        .clock
+        .as_ref()
+        .map(|c| c.now_ms())
+        .unwrap_or_else(|| chrono::Utc::now().timestamp_millis())
+}
+
+/// The budget filter of [`claim`] for this worker: its app (credentials or
+/// `$ODATASYNC_CLIENT_ID`), its clock, its budget defaults.
+fn lease_budget(opts: &WorkerOptions) -> LeaseBudget {
+    LeaseBudget {
+        client_id: opts
+            .connect
+            .credentials
+            .as_ref()
+            .map(|(id, _)| id.clone())
+            .or_else(|| std::env::var(connect::ENV_CLIENT_ID).ok())
+            .filter(|s| !s.is_empty()),
+        now_ms: now_ms(opts),
+        budget: opts.budget.clone(),
+    }
+}
+
+/// `--schedule`: enqueues the due slots of each service (one batch per service with any);
+/// returns the number of jobs enqueued. The divisions are resolved (a call to the service
+/// unless `service.toml` lists them) only when something is due.
+async fn enqueue_due(
+    db: &Db,
+    opts: &WorkerOptions,
+    services: &mut HashMap<String, Arc<ServiceCtx>>,
+) -> Result<usize, Error> {
+    let now = chrono::DateTime::from_timestamp_millis(now_ms(opts))
+        .ok_or_else(|| Error::Other("the clock is out of range".into()))?;
+    let mut jobs = 0;
+    for name in &opts.schedule {
+        let service = Service::load(&opts.cache, name)?;
+        if schedules::due_slots(db, &service, now).await?.is_empty() {
+            continue;
+        }
+        let ctx = service_ctx_cached(db, opts, services, name).await?;
+        let scheduled =
+            schedules::schedule_due(db, &service, now, &ScheduleOptions::default(), || {
+                connect::divisions(&ctx.service, &ctx.conn, None)
+            })
+            .await?;
+        if let Some(s) = scheduled {
+            let due: Vec<String> = s
+                .slots
+                .iter()
+                .map(|s| format!("{} ({})", s.entity, s.at.format("%Y-%m-%dT%H:%MZ")))
+                .collect();
+            tracing::info!(batch = %s.batch.batch_id, jobs = s.batch.jobs, "{name}: enqueued the due schedule slots: {}", due.join(", "));
+            jobs += s.batch.jobs;
+        }
+    }
+    Ok(jobs)
+}
+
 /// Runs a worker until it is told to stop (or, with `exit_when_idle`, until no job is queued
 /// or running). Returns what it did.
 pub async fn run_worker(db: &Db, opts: WorkerOptions) -> Result<WorkerReport, Error> {
     let pool = pg(db)?.clone();
+    for name in &opts.schedule {
+        let service = Service::load(&opts.cache, name)?;
+        if !service
+            .config
+            .entities
+            .values()
+            .any(|e| e.schedule.is_some())
+        {
+            return Err(Error::Usage(format!(
+                "--schedule {name}: no entity of {}/config.json has a 'schedule'",
+                service.dir.display()
+            )));
+        }
+    }
     let host = hostname();
     let pid = std::process::id();
     let worker_id = format!(
@@ -473,41 +624,44 @@ async fn work(
             reap(pool, opts).await?;
             last_reap = std::time::Instant::now();
         }
+        let mut looked_for_slots = false;
         while running.len() < opts.concurrency.max(1) {
-            let Some(job) = claim(pool, worker_id, opts.lease).await? else {
+            let Some(job) = claim(pool, worker_id, opts.lease, &lease_budget(opts)).await? else {
+                // Idle: enqueue the due schedule slots of `--schedule` services, then lease again.
+                if !opts.schedule.is_empty() && !looked_for_slots {
+                    looked_for_slots = true;
+                    match enqueue_due(db, opts, &mut services).await {
+                        Ok(0) => {}
+                        Ok(_) => continue,
+                        Err(e) => tracing::warn!("--schedule: {e}"),
+                    }
+                }
                 break;
             };
             tracing::info!(job = %job.id, entity = %job.entity, division = job.division, attempt = job.attempts, "leased");
-            let ctx = match services.get(&job.service) {
-                Some(c) => c.clone(),
-                None => match service_ctx(db, opts, &job.service).await {
-                    Ok(c) => {
-                        let c = Arc::new(c);
-                        services.insert(job.service.clone(), c.clone());
-                        c
-                    }
-                    Err(e) => {
-                        let outcome = Outcome {
-                            entity: job.entity.clone(),
-                            division: i32::try_from(job.division).ok(),
-                            status: Status::Failed,
-                            report: Default::default(),
-                            error: Some(format!("service {}: {e}", job.service)),
-                            count_check: None,
-                            unseen_deleted: 0,
-                            changed: false,
-                        };
-                        fail_runs(
-                            pool,
-                            std::slice::from_ref(&job.run_id),
-                            outcome.error.as_deref().unwrap_or(""),
-                        )
-                        .await?;
-                        record(pool, worker_id, &job, &outcome).await?;
-                        report.failed += 1;
-                        continue;
-                    }
-                },
+            let ctx = match service_ctx_cached(db, opts, &mut services, &job.service).await {
+                Ok(c) => c,
+                Err(e) => {
+                    let outcome = Outcome {
+                        entity: job.entity.clone(),
+                        division: i32::try_from(job.division).ok(),
+                        status: Status::Failed,
+                        report: Default::default(),
+                        error: Some(format!("service {}: {e}", job.service)),
+                        count_check: None,
+                        unseen_deleted: 0,
+                        changed: false,
+                    };
+                    fail_runs(
+                        pool,
+                        std::slice::from_ref(&job.run_id),
+                        outcome.error.as_deref().unwrap_or(""),
+                    )
+                    .await?;
+                    record(pool, worker_id, &job, &outcome).await?;
+                    report.failed += 1;
+                    continue;
+                }
             };
             // `schedule` recorded --full-refresh in the job's queued run record.
             let full_refresh: bool = sqlx::query_scalar(
@@ -727,6 +881,10 @@ pub struct WorkerArgs {
     pub minutely_reserve: i64,
     #[arg(long, default_value_t = 100)]
     pub daily_reserve: i64,
+    /// Services whose config.json `schedule` slots this worker enqueues when it is idle
+    /// (repeatable or comma-separated), as `schedule --due` does.
+    #[arg(long, value_delimiter = ',', value_name = "SERVICE")]
+    pub schedule: Vec<String>,
 }
 
 /// `odatasync schedule`.
@@ -738,7 +896,7 @@ pub struct ScheduleArgs {
     #[arg(long)]
     pub database: Option<String>,
     /// Only these config.json entities (comma-separated; skipped ones may be named).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', conflicts_with = "due")]
     pub entities: Option<Vec<String>>,
     /// Only this division.
     #[arg(long)]
@@ -746,6 +904,87 @@ pub struct ScheduleArgs {
     /// Ignore the cursors of the scheduled entities.
     #[arg(long)]
     pub full_refresh: bool,
+    /// Only the entities whose config.json `schedule` has a slot due that was not enqueued yet
+    /// (nothing when none is due).
+    #[arg(long)]
+    pub due: bool,
+    /// With --due: evaluate the schedules at this UTC time (RFC 3339) instead of now.
+    #[arg(long, requires = "due", value_name = "TIME")]
+    pub at: Option<String>,
+}
+
+/// The divisions of `schedule`: `--division`, `service.toml`, else the ones the token reaches.
+async fn cli_divisions(
+    service: &Service,
+    db: &Db,
+    division: Option<i32>,
+) -> Result<Vec<Option<i32>>, Error> {
+    Ok(if !service.has_divisions() {
+        vec![None]
+    } else if let Some(d) = division {
+        vec![Some(d)]
+    } else {
+        let conn = connect::connect(service, db, &ConnectOptions::default()).await?;
+        if !connect::has_tokens(&conn).await? {
+            return Err(Error::Usage(format!(
+                "no tokens for service '{}': run `odatasync auth --service {}` once, or set ODATASYNC_REFRESH_TOKEN (or name a --division)",
+                service.name, service.name
+            )));
+        }
+        connect::divisions(service, &conn, None).await?
+    })
+}
+
+/// `odatasync schedule --due`: see [`schedules::schedule_due`].
+async fn cli_schedule_due(db: &Db, service: &Service, args: &ScheduleArgs) -> Result<u8, Error> {
+    let now = match &args.at {
+        Some(t) => chrono::DateTime::parse_from_rfc3339(t)
+            .map_err(|e| {
+                Error::Usage(format!(
+                    "--at {t:?}: {e} (expected RFC 3339, e.g. 2026-01-05T10:15:00Z)"
+                ))
+            })?
+            .with_timezone(&chrono::Utc),
+        None => chrono::Utc::now(),
+    };
+    let scheduled = service
+        .config
+        .entities
+        .values()
+        .filter(|e| e.schedule.is_some())
+        .count();
+    if scheduled == 0 {
+        return Err(Error::Usage(format!(
+            "--due: no entity of {}/config.json has a 'schedule'",
+            service.dir.display()
+        )));
+    }
+    let opts = ScheduleOptions {
+        full_refresh: args.full_refresh,
+        ..ScheduleOptions::default()
+    };
+    let r = schedules::schedule_due(db, service, now, &opts, || {
+        cli_divisions(service, db, args.division)
+    })
+    .await?;
+    let at = now.format("%Y-%m-%dT%H:%M:%SZ");
+    match r {
+        None => println!("nothing due at {at} ({scheduled} entities have a schedule)"),
+        Some(s) => {
+            let due: Vec<String> = s
+                .slots
+                .iter()
+                .map(|s| format!("{} ({})", s.entity, s.at.format("%Y-%m-%dT%H:%MZ")))
+                .collect();
+            println!(
+                "batch {}: {} jobs queued for the workers; due at {at}: {}",
+                s.batch.batch_id,
+                s.batch.jobs,
+                due.join(", ")
+            );
+        }
+    }
+    Ok(0)
 }
 
 /// `odatasync schedule`: the divisions as for `sync` (`--division`, `service.toml`, else the
@@ -757,24 +996,14 @@ pub async fn cli_schedule(
 ) -> Result<u8, Error> {
     pg(db)?;
     let service = Service::load(cache, &args.service)?;
+    if args.due {
+        return cli_schedule_due(db, &service, args).await;
+    }
     let planned = plan::plan(&service, args.entities.as_deref())?;
     for a in plan::advice(&service, &planned) {
         tracing::warn!("{a}");
     }
-    let divisions = if !service.has_divisions() {
-        vec![None]
-    } else if let Some(d) = args.division {
-        vec![Some(d)]
-    } else {
-        let conn = connect::connect(&service, db, &ConnectOptions::default()).await?;
-        if !connect::has_tokens(&conn).await? {
-            return Err(Error::Usage(format!(
-                "no tokens for service '{}': run `odatasync auth --service {}` once, or set ODATASYNC_REFRESH_TOKEN (or name a --division)",
-                service.name, service.name
-            )));
-        }
-        connect::divisions(&service, &conn, None).await?
-    };
+    let divisions = cli_divisions(&service, db, args.division).await?;
     let s = schedule(
         db,
         &service,
@@ -830,6 +1059,7 @@ pub async fn cli_worker(cache: &std::path::Path, db: &Db, args: &WorkerArgs) -> 
         ..BudgetOptions::default()
     };
     opts.shutdown = Some(rx);
+    opts.schedule = args.schedule.clone();
     let r = run_worker(db, opts).await?;
     println!(
         "worker {}: {} jobs succeeded, {} failed, {} lost to other workers, {} handed back",
