@@ -13,6 +13,8 @@
 //!   and synced; rows equal the fake's, 0 429s.
 //! * `schedule_due_binary`: `odatasync schedule --due --at`, a second call enqueues nothing, an
 //!   invalid `schedule` is a configuration error naming the file and the entity.
+//! * `worker_binary_with_schedule`: `odatasync worker --schedule exact --exit-when-idle`
+//!   enqueues the due slots itself and runs them.
 
 use fake_exact::{Config, FakeExact};
 use odata_runtime::client::{
@@ -523,4 +525,90 @@ fn schedule_due_binary() {
         err.contains("config.json: error: entity 'Journals': 'schedule' = \"*/15 * * *\""),
         "{err}"
     );
+}
+
+/// The real binary: `odatasync worker --schedule exact --exit-when-idle` (credentials and the
+/// refresh token from the environment) enqueues the due slots itself, runs them, and exits
+/// once nothing is due, queued or running.
+#[test]
+fn worker_binary_with_schedule() {
+    let pg = PgServer::start().expect("PostgreSQL");
+    let url = pg
+        .create_database("schedules_worker_cli")
+        .expect("create database");
+    let dir = tempfile::tempdir().unwrap();
+    let cache = cache_with(dir.path(), SCHEDULES);
+    let system_ms = chrono::Utc::now().timestamp_millis();
+    // A refresh token whose chain is old enough (> 570 s) to be refreshed at once.
+    let clock = fake_exact::Clock::starting_at(system_ms - 600_000, 1.0);
+    let fake = FakeExact::start(Config {
+        clock: clock.clone(),
+        divisions: vec![100_001],
+        rows_per_entity: 3,
+        ..Config::default()
+    });
+    let (_access, refresh) = fake.issue_tokens();
+    clock.advance(Duration::from_secs(600));
+    let key = SecretKey::generate().unwrap();
+    let worker = |schedule: &str| {
+        Command::new(env!("CARGO_BIN_EXE_odatasync"))
+            .args(["worker", "--exit-when-idle", "--concurrency", "2"])
+            .args(["--schedule", schedule, "--database", &url])
+            .env("ODATASYNC_METADATA_CACHE", &cache)
+            .env(
+                "ODATASYNC_BASE_URL",
+                format!("{}/api/v1/{{division}}/", fake.base_url()),
+            )
+            .env(
+                "ODATASYNC_TOKEN_URL",
+                format!("{}/api/oauth2/token", fake.base_url()),
+            )
+            .env("ODATASYNC_CLIENT_ID", &fake.config().client_id)
+            .env("ODATASYNC_CLIENT_SECRET", &fake.config().client_secret)
+            .env("ODATASYNC_REFRESH_TOKEN", &refresh)
+            .env("ODATASYNC_SECRET_KEY", key.to_base64())
+            .env_remove("ODATASYNC_SECRET_KEY_FILE")
+            .stdin(Stdio::null())
+            .output()
+            .expect("odatasync worker")
+    };
+    let out = worker("exact");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // 4 jobs: the latest slots of the 4 scheduled entities in the fake's one division (6 when
+    // a quarter hour begins during the run: 2 more slots).
+    assert!(
+        out.status.success()
+            && (stdout.contains("4 jobs succeeded, 0 failed")
+                || stdout.contains("6 jobs succeeded, 0 failed")),
+        "{}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let slots: BTreeSet<String> = rt().block_on(async {
+        let db = Db::connect(&url).await.unwrap();
+        let Db::Postgres(pool) = &db else {
+            unreachable!()
+        };
+        sqlx::query_scalar("SELECT \"entity\" FROM \"odata_schedule_slots\"")
+            .fetch_all(pool)
+            .await
+            .unwrap()
+            .into_iter()
+            .collect()
+    });
+    assert_eq!(
+        slots,
+        set(&[
+            "GLTransactionTypes",
+            "Journals",
+            "SyncGLAccounts",
+            "SyncTransactionLines"
+        ])
+    );
+    // A service that is not in the metadata cache: a usage error.
+    let out = worker("northwind");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stats = fake.stats();
+    assert_eq!(stats.rate_limited, 0);
+    assert!(stats.violations.is_empty(), "{:?}", stats.violations);
 }
