@@ -423,6 +423,16 @@ async fn run(cli: Cli) -> Result<u8, Error> {
                 "{}",
                 odatasync::worker::status_section(&db, &service, now).await?
             );
+            // config.json `schedule`s (when the service's folder loads; status works without).
+            if let (Ok(svc), Some(now)) = (
+                Service::load(&cache, &service),
+                chrono::DateTime::from_timestamp_millis(now),
+            ) {
+                print!(
+                    "{}",
+                    odatasync::schedules::status_section(&db, &svc, now).await?
+                );
+            }
             Ok(0)
         }
         Command::Schedule(args) => {

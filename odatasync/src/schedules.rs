@@ -164,6 +164,62 @@ where
     Ok(Some(ScheduledSlots { batch, slots: won }))
 }
 
+/// The `schedules` part of `odatasync status`: per scheduled entity its expression, the last
+/// slot enqueued, whether a slot is due, and the next slot (empty when no entity has a
+/// `schedule`).
+pub async fn status_section(
+    db: &Db,
+    service: &Service,
+    now: DateTime<Utc>,
+) -> Result<String, Error> {
+    use std::fmt::Write as _;
+    let scheduled: Vec<(&String, &String)> = service
+        .config
+        .entities
+        .iter()
+        .filter_map(|(n, c)| c.schedule.as_ref().map(|s| (n, s)))
+        .collect();
+    if scheduled.is_empty() {
+        return Ok(String::new());
+    }
+    const SQL: &str = "SELECT \"entity\", MAX(\"slot_at_ms\") FROM \"odata_schedule_slots\" WHERE \"service\" = $1 GROUP BY \"entity\"";
+    let last: BTreeMap<String, i64> = match db {
+        Db::Postgres(p) => sqlx::query_as(SQL).bind(&service.name).fetch_all(p).await?,
+        Db::Sqlite(p) => {
+            sqlx::query_as(sqlx::AssertSqlSafe(SQL.replace("$1", "?")))
+                .bind(&service.name)
+                .fetch_all(p)
+                .await?
+        }
+    }
+    .into_iter()
+    .collect();
+    let fmt = |t: DateTime<Utc>| t.format("%Y-%m-%dT%H:%MZ").to_string();
+    let mut out = String::new();
+    let _ = writeln!(out, "\nschedules (config.json, UTC):");
+    for (name, expr) in scheduled {
+        let cron = parse_schedule(name, expr)?;
+        let last_at = last
+            .get(name)
+            .and_then(|ms| DateTime::from_timestamp_millis(*ms));
+        let due = cron
+            .find_previous_occurrence(&now, true)
+            .ok()
+            .is_some_and(|p| last_at.is_none_or(|l| l < p));
+        let next = cron
+            .find_next_occurrence(&now, false)
+            .map(fmt)
+            .unwrap_or_else(|_| "-".into());
+        let _ = writeln!(
+            out,
+            "  {name:<24} {expr:<16} last enqueued {}{}, next {next}",
+            last_at.map(fmt).unwrap_or_else(|| "never".into()),
+            if due { ", a slot is due" } else { "" },
+        );
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

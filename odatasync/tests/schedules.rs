@@ -511,6 +511,26 @@ fn schedule_due_binary() {
             ),
         "{out}"
     );
+    // `status` shows the schedules.
+    let out = Command::new(env!("CARGO_BIN_EXE_odatasync"))
+        .args(["status", "--service", SERVICE, "--database", &url])
+        .env("ODATASYNC_METADATA_CACHE", &cache)
+        .output()
+        .expect("odatasync status");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let (_, section) = text
+        .split_once("schedules (config.json, UTC):")
+        .unwrap_or_else(|| panic!("no schedules in {text}"));
+    let stl = section
+        .lines()
+        .find(|l| l.trim_start().starts_with("SyncTransactionLines"))
+        .unwrap_or_else(|| panic!("{section}"));
+    println!("schedules:{section}");
+    assert!(
+        stl.contains("*/15 * * * *") && stl.contains("last enqueued 2026-01-05T10:15Z"),
+        "{stl}"
+    );
     // --due and --entities do not go together; --at needs --due.
     let (code, _, err) = run(&cache, &["--due", "--entities", "Journals"]);
     assert_eq!(code, Some(2), "{err}");
