@@ -38,6 +38,26 @@ pub fn parse_schedule(entity: &str, expr: &str) -> Result<Cron, Error> {
         })
 }
 
+/// The entities of `service` with a `schedule`, checked: an error names the entity whose
+/// expression never matches (e.g. `0 0 30 2 *`, the 30th of February) and says so.
+pub fn scheduled_entities(service: &Service, now: DateTime<Utc>) -> Result<Vec<String>, Error> {
+    let mut out = Vec::new();
+    for (name, cfg) in &service.config.entities {
+        let Some(expr) = &cfg.schedule else { continue };
+        let cron = parse_schedule(name, expr)?;
+        if cron.find_next_occurrence(&now, false).is_err()
+            && cron.find_previous_occurrence(&now, true).is_err()
+        {
+            return Err(Error::Config(format!(
+                "{}: entity '{name}': 'schedule' = \"{expr}\" never matches a time",
+                service.dir.join("config.json").display()
+            )));
+        }
+        out.push(name.clone());
+    }
+    Ok(out)
+}
+
 /// One entity's latest cron slot at some time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Slot {

@@ -537,12 +537,7 @@ pub async fn run_worker(db: &Db, opts: WorkerOptions) -> Result<WorkerReport, Er
     let pool = pg(db)?.clone();
     for name in &opts.schedule {
         let service = Service::load(&opts.cache, name)?;
-        if !service
-            .config
-            .entities
-            .values()
-            .any(|e| e.schedule.is_some())
-        {
+        if schedules::scheduled_entities(&service, chrono::Utc::now())?.is_empty() {
             return Err(Error::Usage(format!(
                 "--schedule {name}: no entity of {}/config.json has a 'schedule'",
                 service.dir.display()
@@ -947,12 +942,7 @@ async fn cli_schedule_due(db: &Db, service: &Service, args: &ScheduleArgs) -> Re
             .with_timezone(&chrono::Utc),
         None => chrono::Utc::now(),
     };
-    let scheduled = service
-        .config
-        .entities
-        .values()
-        .filter(|e| e.schedule.is_some())
-        .count();
+    let scheduled = schedules::scheduled_entities(service, now)?.len();
     if scheduled == 0 {
         return Err(Error::Usage(format!(
             "--due: no entity of {}/config.json has a 'schedule'",

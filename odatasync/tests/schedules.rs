@@ -545,6 +545,15 @@ fn schedule_due_binary() {
         err.contains("config.json: error: entity 'Journals': 'schedule' = \"*/15 * * *\""),
         "{err}"
     );
+    // A valid expression that never matches (the 30th of February).
+    let never_dir = tempfile::tempdir().unwrap();
+    let never = cache_with(never_dir.path(), &[("Journals", "0 0 30 2 *")]);
+    let (code, _, err) = run(&never, &["--due", "--division", "100001"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("entity 'Journals': 'schedule' = \"0 0 30 2 *\" never matches a time"),
+        "{err}"
+    );
 }
 
 /// The real binary: `odatasync worker --schedule exact --exit-when-idle` (credentials and the
