@@ -11,6 +11,7 @@ use super::{
     quote_ident, ColumnInfo, ColumnKind, Table, TableInfo, POSTGRES_BIND_LIMIT, SQLITE_BIND_LIMIT,
     STATEMENT_PARAMS,
 };
+use crate::wire::datetime::{date_text, datetime_text, time_text};
 use crate::wire::{Base64, EdmDate, EdmDateTime, EdmDateTimeOffset, EdmTime};
 use crate::Entity;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, SecondsFormat, Utc};
@@ -247,6 +248,7 @@ fn to_objects<E: Entity>(table: &TableInfo, rows: &[E]) -> Result<Vec<Fields>, S
 }
 
 /// One column's value, converted from the row's JSON form to what the backend stores.
+#[derive(Clone)]
 enum Bound {
     Null,
     Text(String),
@@ -262,23 +264,34 @@ enum Bound {
     Json(Value),
 }
 
-fn text_of(v: &Value) -> String {
+fn text_of(v: Value) -> String {
     match v {
-        Value::String(s) => s.clone(),
+        Value::String(s) => s,
         other => other.to_string(),
     }
+}
+
+/// Whether no two insert columns read the same wire name, so [`convert`] may move each value out
+/// of a row instead of cloning it.
+fn wire_names_unique(table: &TableInfo) -> bool {
+    let mut seen = std::collections::HashSet::new();
+    table
+        .insert_columns()
+        .filter_map(|c| c.wire_name)
+        .all(|w| seen.insert(w))
 }
 
 fn convert(
     table: &TableInfo,
     col: &ColumnInfo,
-    obj: &Fields,
+    obj: &mut Fields,
+    take: bool,
     division: Option<i32>,
-    synced_at: DateTime<Utc>,
+    synced_at: &Bound,
 ) -> Result<Bound, SqlError> {
     let err = |m: String| value_error(table, col, m);
     match col.kind {
-        ColumnKind::SyncedAt => return Ok(Bound::Instant(synced_at)),
+        ColumnKind::SyncedAt => return Ok(synced_at.clone()),
         ColumnKind::DeletedAt => return Ok(Bound::Null),
         ColumnKind::Division => {
             if let Some(d) = division {
@@ -298,15 +311,28 @@ fn convert(
         }
         _ => {}
     }
-    let v = match col.wire_name.and_then(|w| obj.get(w)) {
+    let v = match col.wire_name.and_then(|w| {
+        if take {
+            obj.take(w)
+        } else {
+            obj.get(w).cloned()
+        }
+    }) {
         None | Some(Value::Null) => return Ok(Bound::Null),
         Some(v) => v,
     };
     Ok(match col.kind {
         ColumnKind::Text | ColumnKind::Enum | ColumnKind::Duration => Bound::Text(text_of(v)),
-        ColumnKind::Decimal => Bound::Text(text_of(v).trim().to_string()),
+        ColumnKind::Decimal => {
+            let t = text_of(v);
+            Bound::Text(if t.trim().len() == t.len() {
+                t
+            } else {
+                t.trim().to_string()
+            })
+        }
         ColumnKind::Bool => Bound::Bool(match v {
-            Value::Bool(b) => *b,
+            Value::Bool(b) => b,
             Value::String(s) => s
                 .trim()
                 .parse()
@@ -339,26 +365,26 @@ fn convert(
             other => return Err(err(format!("not a number: {other}"))),
         }),
         ColumnKind::Date => {
-            Bound::Date(EdmDate::deserialize_as(v).map_err(|e| err(e.to_string()))?)
+            Bound::Date(EdmDate::deserialize_as(&v).map_err(|e| err(e.to_string()))?)
         }
         ColumnKind::DateTime => {
-            Bound::DateTime(EdmDateTime::deserialize_as(v).map_err(|e| err(e.to_string()))?)
+            Bound::DateTime(EdmDateTime::deserialize_as(&v).map_err(|e| err(e.to_string()))?)
         }
         ColumnKind::DateTimeOffset => Bound::Instant(
-            EdmDateTimeOffset::deserialize_as(v)
+            EdmDateTimeOffset::deserialize_as(&v)
                 .map_err(|e| err(e.to_string()))?
                 .with_timezone(&Utc),
         ),
         ColumnKind::Time => {
-            Bound::Time(EdmTime::deserialize_as(v).map_err(|e| err(e.to_string()))?)
+            Bound::Time(EdmTime::deserialize_as(&v).map_err(|e| err(e.to_string()))?)
         }
         ColumnKind::Uuid => {
             Bound::Uuid(uuid::Uuid::parse_str(text_of(v).trim()).map_err(|e| err(e.to_string()))?)
         }
         ColumnKind::Bytes => {
-            Bound::Bytes(Base64::deserialize_as(v).map_err(|e| err(e.to_string()))?)
+            Bound::Bytes(Base64::deserialize_as(&v).map_err(|e| err(e.to_string()))?)
         }
-        ColumnKind::Json => Bound::Json(v.clone()),
+        ColumnKind::Json => Bound::Json(v),
         ColumnKind::SyncedAt | ColumnKind::DeletedAt => Bound::Null,
     })
 }
@@ -369,33 +395,6 @@ fn utc_text(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
-/// `%Y-%m-%d` without parsing a format string per value.
-fn date_text(d: NaiveDate) -> String {
-    use chrono::Datelike;
-    if (0..=9999).contains(&d.year()) {
-        format!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day())
-    } else {
-        d.format("%Y-%m-%d").to_string()
-    }
-}
-
-/// `%H:%M:%S%.f` (0, 3, 6 or 9 fraction digits, as chrono prints it) without parsing a format
-/// string per value.
-fn time_text(t: NaiveTime) -> String {
-    use chrono::Timelike;
-    let ns = t.nanosecond() % 1_000_000_000;
-    let base = format!("{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second());
-    if ns == 0 {
-        base
-    } else if ns % 1_000_000 == 0 {
-        format!("{base}.{:03}", ns / 1_000_000)
-    } else if ns % 1_000 == 0 {
-        format!("{base}.{:06}", ns / 1_000)
-    } else {
-        format!("{base}.{ns:09}")
-    }
-}
-
 fn bind_sqlite(args: &mut SqliteArguments, b: Bound) -> Result<(), sqlx::error::BoxDynError> {
     match b {
         Bound::Null => args.add(Option::<String>::None),
@@ -404,12 +403,7 @@ fn bind_sqlite(args: &mut SqliteArguments, b: Bound) -> Result<(), sqlx::error::
         Bound::Int(v) => args.add(v),
         Bound::Float(v) => args.add(v),
         Bound::Date(d) => args.add(date_text(d)),
-        Bound::DateTime(d) => {
-            let mut s = date_text(d.date());
-            s.push('T');
-            s.push_str(&time_text(d.time()));
-            args.add(s)
-        }
+        Bound::DateTime(d) => args.add(datetime_text(&d)),
         Bound::Instant(t) => args.add(utc_text(&t)),
         Bound::Time(t) => args.add(time_text(t)),
         Bound::Uuid(u) => args.add(u.hyphenated().to_string()),
@@ -486,7 +480,51 @@ fn batch_sql(table: &TableInfo, n: usize, postgres: bool) -> String {
     sql
 }
 
+/// The arguments of one statement's rows.
+fn sqlite_args<E: Entity>(
+    table: &TableInfo,
+    division: Option<i32>,
+    rows: &[E],
+    synced_at: &Bound,
+) -> Result<(String, SqliteArguments), SqlError> {
+    let mut objects = to_objects(table, rows)?;
+    let take = wire_names_unique(table);
+    let mut args = SqliteArguments::default();
+    args.reserve(objects.len() * table.insert_columns().count(), 0);
+    for obj in &mut objects {
+        for col in table.insert_columns() {
+            let b = convert(table, col, obj, take, division, synced_at)?;
+            bind_sqlite(&mut args, b).map_err(|e| value_error(table, col, e.to_string()))?;
+        }
+    }
+    Ok((batch_sql(table, objects.len(), false), args))
+}
+
+/// The arguments of one statement's rows.
+fn postgres_args<E: Entity>(
+    table: &TableInfo,
+    division: Option<i32>,
+    rows: &[E],
+    synced_at: &Bound,
+) -> Result<(String, PgArguments), SqlError> {
+    let mut objects = to_objects(table, rows)?;
+    let take = wire_names_unique(table);
+    let mut args = PgArguments::default();
+    for obj in &mut objects {
+        for col in table.insert_columns() {
+            let b = convert(table, col, obj, take, division, synced_at)?;
+            bind_postgres(&mut args, col.kind, b)
+                .map_err(|e| value_error(table, col, e.to_string()))?;
+        }
+    }
+    Ok((batch_sql(table, objects.len(), true), args))
+}
+
 /// [`upsert_batch`] on one SQLite connection (or transaction: `&mut *tx`).
+///
+/// One statement's rows are serialised at a time (memory: a statement, not a page), and the
+/// next statement's arguments are built while the database executes the last one (SQLite runs
+/// on sqlx's worker thread, PostgreSQL in its server), so conversion and writing overlap.
 pub async fn upsert_sqlite<E: Entity>(
     conn: &mut SqliteConnection,
     table: &TableInfo,
@@ -495,28 +533,30 @@ pub async fn upsert_sqlite<E: Entity>(
     synced_at: DateTime<Utc>,
 ) -> Result<u64, SqlError> {
     let division = division.filter(|_| table.division);
+    let synced_at = Bound::Text(utc_text(&synced_at));
+    let mut chunks = chunk_rows(table, SQLITE_BIND_LIMIT.min(STATEMENT_PARAMS), rows);
+    let mut next = chunks
+        .next()
+        .map(|c| sqlite_args(table, division, c, &synced_at))
+        .transpose()?;
     let mut written = 0;
-    // One statement's rows serialised at a time (memory: a statement, not a page).
-    for rows in chunk_rows(table, SQLITE_BIND_LIMIT.min(STATEMENT_PARAMS), rows) {
-        let objects = to_objects(table, rows)?;
-        let chunk = &objects[..];
-        let mut args = SqliteArguments::default();
-        for obj in chunk {
-            for col in table.insert_columns() {
-                let b = convert(table, col, obj, division, synced_at)?;
-                bind_sqlite(&mut args, b).map_err(|e| value_error(table, col, e.to_string()))?;
-            }
-        }
-        let sql = batch_sql(table, chunk.len(), false);
-        written += sqlx::query_with(AssertSqlSafe(sql), args)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
+    while let Some((sql, args)) = next.take() {
+        let exec = sqlx::query_with(AssertSqlSafe(sql), args).execute(&mut *conn);
+        let build = async {
+            chunks
+                .next()
+                .map(|c| sqlite_args(table, division, c, &synced_at))
+                .transpose()
+        };
+        let (done, built) = futures_util::future::join(exec, build).await;
+        written += done?.rows_affected();
+        next = built?;
     }
     Ok(written)
 }
 
-/// [`upsert_batch`] on one PostgreSQL connection (or transaction: `&mut *tx`).
+/// [`upsert_batch`] on one PostgreSQL connection (or transaction: `&mut *tx`); see
+/// [`upsert_sqlite`].
 pub async fn upsert_postgres<E: Entity>(
     conn: &mut PgConnection,
     table: &TableInfo,
@@ -525,24 +565,24 @@ pub async fn upsert_postgres<E: Entity>(
     synced_at: DateTime<Utc>,
 ) -> Result<u64, SqlError> {
     let division = division.filter(|_| table.division);
+    let synced_at = Bound::Instant(synced_at);
+    let mut chunks = chunk_rows(table, POSTGRES_BIND_LIMIT.min(STATEMENT_PARAMS), rows);
+    let mut next = chunks
+        .next()
+        .map(|c| postgres_args(table, division, c, &synced_at))
+        .transpose()?;
     let mut written = 0;
-    // One statement's rows serialised at a time (memory: a statement, not a page).
-    for rows in chunk_rows(table, POSTGRES_BIND_LIMIT.min(STATEMENT_PARAMS), rows) {
-        let objects = to_objects(table, rows)?;
-        let chunk = &objects[..];
-        let mut args = PgArguments::default();
-        for obj in chunk {
-            for col in table.insert_columns() {
-                let b = convert(table, col, obj, division, synced_at)?;
-                bind_postgres(&mut args, col.kind, b)
-                    .map_err(|e| value_error(table, col, e.to_string()))?;
-            }
-        }
-        let sql = batch_sql(table, chunk.len(), true);
-        written += sqlx::query_with(AssertSqlSafe(sql), args)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
+    while let Some((sql, args)) = next.take() {
+        let exec = sqlx::query_with(AssertSqlSafe(sql), args).execute(&mut *conn);
+        let build = async {
+            chunks
+                .next()
+                .map(|c| postgres_args(table, division, c, &synced_at))
+                .transpose()
+        };
+        let (done, built) = futures_util::future::join(exec, build).await;
+        written += done?.rows_affected();
+        next = built?;
     }
     Ok(written)
 }
@@ -739,22 +779,5 @@ impl<'r, E: Table> sqlx::FromRow<'r, PgRow> for Row<E> {
     fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
         let obj = pg_object(E::TABLE, row).map_err(decode_err)?;
         finish(E::TABLE, obj).map(Row).map_err(decode_err)
-    }
-}
-
-#[cfg(test)]
-mod text_tests {
-    use super::*;
-
-    #[test]
-    fn date_and_time_texts_match_chrono_formats() {
-        let d = NaiveDate::from_ymd_opt(2026, 1, 5).unwrap();
-        assert_eq!(date_text(d), d.format("%Y-%m-%d").to_string());
-        for ns in [0, 5_000_000, 120_000, 123_456_789, 999_999_999] {
-            let t = NaiveTime::from_hms_nano_opt(7, 8, 9, ns).unwrap();
-            assert_eq!(time_text(t), t.format("%H:%M:%S%.f").to_string(), "{ns}");
-        }
-        let far = NaiveDate::from_ymd_opt(-5, 1, 1).unwrap();
-        assert_eq!(date_text(far), far.format("%Y-%m-%d").to_string());
     }
 }

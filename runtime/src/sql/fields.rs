@@ -42,6 +42,21 @@ impl Fields {
         }
     }
 
+    /// Moves the value of field `name` out (leaving `null`): for callers that read every field
+    /// once and would otherwise clone it.
+    pub(crate) fn take(&mut self, name: &str) -> Option<Value> {
+        let n = self.items.len();
+        let start = *self.hint.get_mut();
+        for i in 0..n {
+            let j = (start + i) % n;
+            if self.items[j].0 == name {
+                *self.hint.get_mut() = (j + 1) % n;
+                return Some(std::mem::take(&mut self.items[j].1));
+            }
+        }
+        None
+    }
+
     /// The value of field `name`.
     pub(crate) fn get(&self, name: &str) -> Option<&Value> {
         let n = self.items.len();
@@ -258,6 +273,21 @@ mod tests {
         assert_eq!(f.get("ID"), Some(&json!(7)));
         assert_eq!(f.get("Nav"), None);
         assert_eq!(f.get("When"), Some(&json!([1, 2])));
+    }
+
+    #[test]
+    fn take_moves_a_value_out_once() {
+        let mut f = Fields::of(&Row {
+            id: 7,
+            name: Some("x".into()),
+            nav: None,
+            when: vec![],
+        })
+        .unwrap();
+        assert_eq!(f.take("Name"), Some(json!("x")));
+        assert_eq!(f.take("Name"), Some(Value::Null));
+        assert_eq!(f.take("ID"), Some(json!(7)));
+        assert_eq!(f.take("Nav"), None);
     }
 
     #[test]

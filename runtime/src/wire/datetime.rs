@@ -27,6 +27,86 @@ const UTC: FixedOffset = match FixedOffset::east_opt(0) {
 };
 
 // ---------------------------------------------------------------------------------------------
+// Text forms written without parsing a chrono format string per value (the upsert path formats
+// every date-time column of every row).
+
+fn push_digits(out: &mut String, v: u32, width: usize) {
+    let mut buf = [b'0'; 10];
+    let mut v = v;
+    let mut i = buf.len();
+    while v > 0 && i > 0 {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    let start = (buf.len() - width).min(i);
+    out.extend(buf[start..].iter().map(|&b| b as char));
+}
+
+/// `%Y-%m-%d` (years outside 0..=9999 as chrono prints them).
+pub(crate) fn date_text(d: NaiveDate) -> String {
+    let mut out = String::with_capacity(10);
+    push_date(&mut out, d);
+    out
+}
+
+fn push_date(out: &mut String, d: NaiveDate) {
+    use chrono::Datelike;
+    match u32::try_from(d.year()) {
+        Ok(y) if y <= 9999 => {
+            push_digits(out, y, 4);
+            out.push('-');
+            push_digits(out, d.month(), 2);
+            out.push('-');
+            push_digits(out, d.day(), 2);
+        }
+        _ => out.push_str(&d.format("%Y-%m-%d").to_string()),
+    }
+}
+
+/// `%H:%M:%S%.f`: a fraction of 0, 3, 6 or 9 digits, as chrono prints it.
+pub(crate) fn time_text(t: NaiveTime) -> String {
+    let mut out = String::with_capacity(18);
+    push_time(&mut out, t);
+    out
+}
+
+fn push_time(out: &mut String, t: NaiveTime) {
+    use chrono::Timelike;
+    let ns = t.nanosecond();
+    if ns >= 1_000_000_000 {
+        // A leap second: chrono prints `:60`.
+        out.push_str(&t.format("%H:%M:%S%.f").to_string());
+        return;
+    }
+    push_digits(out, t.hour(), 2);
+    out.push(':');
+    push_digits(out, t.minute(), 2);
+    out.push(':');
+    push_digits(out, t.second(), 2);
+    if ns == 0 {
+    } else if ns % 1_000_000 == 0 {
+        out.push('.');
+        push_digits(out, ns / 1_000_000, 3);
+    } else if ns % 1_000 == 0 {
+        out.push('.');
+        push_digits(out, ns / 1_000, 6);
+    } else {
+        out.push('.');
+        push_digits(out, ns, 9);
+    }
+}
+
+/// `%Y-%m-%dT%H:%M:%S%.f`.
+pub(crate) fn datetime_text(dt: &NaiveDateTime) -> String {
+    let mut out = String::with_capacity(29);
+    push_date(&mut out, dt.date());
+    out.push('T');
+    push_time(&mut out, dt.time());
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
 // Parsers shared by the adapters.
 
 /// The inside of `"/Date(...)/"`, or `None` when `text` is not in that form. serde_json has
@@ -135,7 +215,13 @@ fn parse_date(text: &str) -> Option<NaiveDate> {
     if bytes.len() != 10 || bytes[4] != b'-' || bytes[7] != b'-' {
         return None;
     }
-    NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        let part = &bytes[r];
+        part.iter()
+            .all(u8::is_ascii_digit)
+            .then(|| part.iter().fold(0u32, |n, b| n * 10 + u32::from(b - b'0')))
+    };
+    NaiveDate::from_ymd_opt(i32::try_from(num(0..4)?).ok()?, num(5..7)?, num(8..10)?)
 }
 
 /// The wall-clock date-time of a `/Date(...)/` value: the UTC instant shifted by the offset.
@@ -241,7 +327,7 @@ impl SerializeAs<NaiveDateTime> for EdmDateTime {
         source: &NaiveDateTime,
         serializer: S,
     ) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(&source.format("%Y-%m-%dT%H:%M:%S%.f"))
+        serializer.serialize_str(&datetime_text(source))
     }
 }
 
@@ -330,7 +416,7 @@ impl<'de> DeserializeAs<'de, NaiveDate> for EdmDate {
 
 impl SerializeAs<NaiveDate> for EdmDate {
     fn serialize_as<S: Serializer>(source: &NaiveDate, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(&source.format("%Y-%m-%d"))
+        serializer.serialize_str(&date_text(*source))
     }
 }
 
@@ -362,7 +448,7 @@ impl<'de> DeserializeAs<'de, NaiveTime> for EdmTimeOfDay {
 
 impl SerializeAs<NaiveTime> for EdmTimeOfDay {
     fn serialize_as<S: Serializer>(source: &NaiveTime, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(&source.format("%H:%M:%S%.f"))
+        serializer.serialize_str(&time_text(*source))
     }
 }
 
@@ -504,6 +590,64 @@ mod tests {
             "13:20:00:00",
         ] {
             assert_eq!(parse_time_of_day(bad), None, "{bad:?}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod text_tests {
+    use super::*;
+
+    #[test]
+    fn date_and_time_texts_match_chrono_formats() {
+        for (y, m, d) in [
+            (2026, 1, 5),
+            (1, 12, 31),
+            (0, 1, 1),
+            (9999, 12, 31),
+            (-5, 1, 1),
+            (10000, 1, 1),
+        ] {
+            let d = NaiveDate::from_ymd_opt(y, m, d).unwrap();
+            assert_eq!(date_text(d), d.format("%Y-%m-%d").to_string());
+        }
+        for ns in [
+            0,
+            5_000_000,
+            120_000,
+            123_456_789,
+            999_999_999,
+            1_500_000_000,
+        ] {
+            let t = NaiveTime::from_hms_nano_opt(23, 59, 59, ns).unwrap();
+            assert_eq!(time_text(t), t.format("%H:%M:%S%.f").to_string(), "{ns}");
+            let dt = NaiveDate::from_ymd_opt(2024, 2, 29).unwrap().and_time(t);
+            assert_eq!(
+                datetime_text(&dt),
+                dt.format("%Y-%m-%dT%H:%M:%S%.f").to_string(),
+                "{ns}"
+            );
+        }
+        let t = NaiveTime::from_hms_opt(7, 8, 9).unwrap();
+        assert_eq!(time_text(t), "07:08:09");
+    }
+
+    #[test]
+    fn dates_parse_only_as_four_two_two_digits() {
+        assert_eq!(
+            parse_date("2024-02-29"),
+            NaiveDate::from_ymd_opt(2024, 2, 29)
+        );
+        assert_eq!(parse_date("0001-01-01"), NaiveDate::from_ymd_opt(1, 1, 1));
+        for bad in [
+            "2023-02-29",
+            "2024-13-01",
+            "2024-1a-01",
+            "+024-01-01",
+            "2024/01/01",
+            "24-01-01",
+        ] {
+            assert_eq!(parse_date(bad), None, "{bad}");
         }
     }
 }

@@ -17,7 +17,7 @@
 //! serialisers write one canonical form, documented on each adapter.
 
 mod binary;
-mod datetime;
+pub(crate) mod datetime;
 mod lenient;
 pub mod nav;
 
