@@ -49,6 +49,25 @@ fn value_error(table: &TableInfo, col: &ColumnInfo, message: impl Into<String>) 
     }
 }
 
+/// How often [`Db::checkpoint_while_writing`] copies the WAL into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// SQLite's automatic checkpoint runs inside the COMMIT that crosses this many WAL pages, on
+/// the writing connection (default 1000 pages = 4 MB). A bulk sync checkpoints in the
+/// background instead ([`Db::checkpoint_while_writing`]); this larger threshold is the bound on
+/// the WAL's size when nothing does.
+const WAL_AUTOCHECKPOINT_PAGES: &str = "10000";
+
+/// Stops [`Db::checkpoint_while_writing`]'s task when dropped.
+#[derive(Debug)]
+pub struct CheckpointGuard(tokio::task::JoinHandle<()>);
+
+impl Drop for CheckpointGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// A connection pool to either backend.
 #[derive(Debug, Clone)]
 pub enum Db {
@@ -72,6 +91,7 @@ impl Db {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(std::time::Duration::from_secs(60))
+                .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)
                 .disable_statement_logging();
             Ok(Db::Sqlite(SqlitePool::connect_with(opts).await?))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
@@ -84,6 +104,32 @@ impl Db {
                 "unsupported database URL {url:?}: expected sqlite: or postgres://"
             )))
         }
+    }
+
+    /// For a bulk write on SQLite: runs passive WAL checkpoints on another connection of the
+    /// pool every 200 ms until the guard is dropped. SQLite's automatic checkpoint runs inside
+    /// a COMMIT on the writing connection, which then stops for the copy and its two fsyncs (in
+    /// a 200,000-row sync: 207 fsyncs, 0.75 s of the writer's time); a passive checkpoint never
+    /// blocks the writer or readers, so the copy overlaps the writes and the WAL stays far
+    /// below the automatic threshold (it restarts from its beginning once a checkpoint has
+    /// caught up). A busy or failed checkpoint is tried again at the next tick. `None` for
+    /// PostgreSQL.
+    pub fn checkpoint_while_writing(&self) -> Option<CheckpointGuard> {
+        let Db::Sqlite(pool) = self else {
+            return None;
+        };
+        let pool = pool.clone();
+        Some(CheckpointGuard(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            while !pool.is_closed() {
+                tick.tick().await;
+                let _ = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                    .execute(&pool)
+                    .await;
+            }
+        })))
     }
 
     /// Runs SQL without parameters (DDL; several statements are allowed).

@@ -20,7 +20,7 @@ mod fields;
 #[cfg(feature = "sql")]
 pub use db::{
     chunk_rows, pg_object, read_rows, read_rows_postgres, read_rows_sqlite, sqlite_object, upsert,
-    upsert_batch, upsert_postgres, upsert_sqlite, Db, Row, SqlError,
+    upsert_batch, upsert_postgres, upsert_sqlite, CheckpointGuard, Db, Row, SqlError,
 };
 /// The sqlx this module is built on (for callers' own queries, e.g. `query_as::<_, Row<E>>`).
 #[cfg(feature = "sql")]

@@ -346,6 +346,7 @@ async fn run_entity<E: Entity>(
         });
     }
     let mut pages = pages(query.stream());
+    let _checkpoints = db.checkpoint_while_writing();
     let mut max: Option<CursorValue> = None;
     while let Some(page) = pages.recv().await {
         let batch: Vec<E> = match page {
