@@ -414,7 +414,7 @@ async fn finish_ok(
         || report.rows_deleted > 0
         || outcome.unseen_deleted > 0
         || (advanced && report.rows_fetched > 0)
-        || (report.cursor_kind.is_none() && report.rows_fetched > 0);
+        || report.content_changed == Some(true);
     if let Some(e) = &outcome.error {
         outcome.status = Status::Failed;
         tracing::error!(entity = %p.name, division = ?div, "{e}");

@@ -173,7 +173,50 @@ pub struct RunReport {
     /// The cursor the run started from (`None`: a full fetch).
     pub cursor_before: Option<String>,
     pub cursor_after: Option<String>,
+    /// For an entity without a cursor (fetched completely every run): whether the rows differ
+    /// from the previous complete fetch's, by a fingerprint of their content kept in
+    /// `odata_sync_cursors` (cursor kind `fingerprint`). Updates of such entities change no
+    /// count, so this is what tells a changed table from an unchanged one. `None` when the
+    /// entity has a cursor.
+    pub content_changed: Option<bool>,
     pub elapsed: Duration,
+}
+
+/// An order-independent fingerprint of rows: the count and the wrapping sum of the first 128
+/// bits of each row's SHA-256 over its JSON serialisation (the generated struct's field order,
+/// so the same content gives the same bytes whatever order the service sends rows in).
+#[derive(Debug, Default)]
+struct Fingerprint {
+    rows: u64,
+    sum: u128,
+}
+
+impl Fingerprint {
+    fn add<E: serde::Serialize>(&mut self, row: &E) -> Result<(), serde_json::Error> {
+        use sha2::Digest;
+        struct W(sha2::Sha256);
+        impl std::io::Write for W {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.update(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut w = W(sha2::Sha256::new());
+        serde_json::to_writer(&mut w, row)?;
+        let digest = w.0.finalize();
+        let mut first = [0u8; 16];
+        first.copy_from_slice(&digest[..16]);
+        self.rows += 1;
+        self.sum = self.sum.wrapping_add(u128::from_be_bytes(first));
+        Ok(())
+    }
+
+    fn text(&self) -> String {
+        format!("{}:{:032x}", self.rows, self.sum)
+    }
 }
 
 /// The cursor property of `E`: `Timestamp` (Int64) first, then `Modified` (DateTime).
@@ -345,6 +388,14 @@ async fn run_entity<E: Entity>(
             CursorKind::Modified => "Modified",
         });
     }
+    // Entities without a cursor: the previous complete fetch's fingerprint.
+    let mut fingerprint = match kind {
+        None => Some((
+            tri!(state::read_fingerprint(db, &spec.service, spec.division, &spec.entity).await),
+            Fingerprint::default(),
+        )),
+        Some(_) => None,
+    };
     let mut pages = pages(query.stream());
     let _checkpoints = db.checkpoint_while_writing();
     let mut max: Option<CursorValue> = None;
@@ -374,6 +425,13 @@ async fn run_entity<E: Entity>(
                 }
             }
         }
+        if let Some((_, f)) = &mut fingerprint {
+            for r in &batch {
+                tri!(f
+                    .add(r)
+                    .map_err(|e| SyncError::Other(format!("{}: {e}", table.name))));
+            }
+        }
         // The cursor advances with the page only when rows come in cursor order.
         let cursor = match (kind, max, spec.order_by_cursor) {
             (Some(k), Some(m), true) => Some((k, m.text())),
@@ -391,6 +449,16 @@ async fn run_entity<E: Entity>(
     }
     if let (Some(k), Some(m), false) = (kind, max, spec.order_by_cursor) {
         tri!(state::write_page::<E>(db, spec, table, &[], Some(&(k, m.text())), Utc::now()).await);
+    }
+    if let Some((before, f)) = &fingerprint {
+        let now = f.text();
+        report.content_changed = Some(match before {
+            Some(b) => *b != now,
+            None => f.rows > 0,
+        });
+        if before.as_deref() != Some(now.as_str()) {
+            tri!(state::write_fingerprint(db, spec, &now).await);
+        }
     }
     let count_after = tri!(db.count(table, spec.division).await);
     report.rows_inserted = count_after.saturating_sub(count_before) as u64;

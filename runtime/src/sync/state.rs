@@ -79,6 +79,61 @@ pub async fn read_cursor(
     Ok(row.and_then(|(k, value)| CursorKind::parse(&k).map(|kind| Cursor { kind, value })))
 }
 
+/// `cursor_kind` of the content fingerprint an entity without a cursor keeps in
+/// `odata_sync_cursors` ([`read_cursor`] ignores it).
+const FINGERPRINT_KIND: &str = "fingerprint";
+
+/// The content fingerprint stored by the last complete fetch of an entity without a cursor.
+pub(crate) async fn read_fingerprint(
+    db: &Db,
+    service: &str,
+    division: Option<i32>,
+    entity: &str,
+) -> Result<Option<String>, SyncError> {
+    const SQL_LITE: &str = "SELECT \"cursor_value\" FROM \"odata_sync_cursors\" WHERE \"service\" = ? AND \"division\" = ? AND \"entity\" = ? AND \"cursor_kind\" = ?";
+    const SQL_PG: &str = "SELECT \"cursor_value\" FROM \"odata_sync_cursors\" WHERE \"service\" = $1 AND \"division\" = $2 AND \"entity\" = $3 AND \"cursor_kind\" = $4";
+    let row: Option<(Option<String>,)> = match db {
+        Db::Sqlite(p) => {
+            sqlx::query_as(SQL_LITE)
+                .bind(service)
+                .bind(div(division))
+                .bind(entity)
+                .bind(FINGERPRINT_KIND)
+                .fetch_optional(p)
+                .await?
+        }
+        Db::Postgres(p) => {
+            sqlx::query_as(SQL_PG)
+                .bind(service)
+                .bind(div(division))
+                .bind(entity)
+                .bind(FINGERPRINT_KIND)
+                .fetch_optional(p)
+                .await?
+        }
+    };
+    Ok(row.and_then(|(v,)| v))
+}
+
+/// Stores the content fingerprint of a complete fetch.
+pub(crate) async fn write_fingerprint(
+    db: &Db,
+    spec: &SyncSpec,
+    value: &str,
+) -> Result<(), SyncError> {
+    let now = Utc::now();
+    match db {
+        Db::Sqlite(p) => {
+            let mut c = p.acquire().await?;
+            cursor_sqlite(&mut c, spec, (FINGERPRINT_KIND, value), now).await
+        }
+        Db::Postgres(p) => {
+            let mut c = p.acquire().await?;
+            cursor_postgres(&mut c, spec, (FINGERPRINT_KIND, value), now).await
+        }
+    }
+}
+
 /// A run record being written.
 #[derive(Debug, Clone)]
 pub(crate) struct Run {
@@ -218,7 +273,7 @@ const CURSOR_UPSERT_TAIL: &str = " ON CONFLICT (\"service\", \"division\", \"ent
 async fn cursor_sqlite(
     conn: &mut sqlx::SqliteConnection,
     spec: &SyncSpec,
-    cursor: &(super::CursorKind, String),
+    (kind, value): (&str, &str),
     now: DateTime<Utc>,
 ) -> Result<(), SyncError> {
     let sql = format!("INSERT INTO \"odata_sync_cursors\" (\"service\", \"division\", \"entity\", \"cursor_kind\", \"cursor_value\", \"updated_at\") VALUES (?, ?, ?, ?, ?, ?){CURSOR_UPSERT_TAIL}");
@@ -226,8 +281,8 @@ async fn cursor_sqlite(
         .bind(&spec.service)
         .bind(div(spec.division))
         .bind(&spec.entity)
-        .bind(cursor.0.as_str())
-        .bind(&cursor.1)
+        .bind(kind)
+        .bind(value)
         .bind(utc_text(&now))
         .execute(&mut *conn)
         .await?;
@@ -237,7 +292,7 @@ async fn cursor_sqlite(
 async fn cursor_postgres(
     conn: &mut sqlx::PgConnection,
     spec: &SyncSpec,
-    cursor: &(super::CursorKind, String),
+    (kind, value): (&str, &str),
     now: DateTime<Utc>,
 ) -> Result<(), SyncError> {
     let sql = format!("INSERT INTO \"odata_sync_cursors\" (\"service\", \"division\", \"entity\", \"cursor_kind\", \"cursor_value\", \"updated_at\") VALUES ($1, $2, $3, $4, $5, $6){CURSOR_UPSERT_TAIL}");
@@ -245,8 +300,8 @@ async fn cursor_postgres(
         .bind(&spec.service)
         .bind(div(spec.division))
         .bind(&spec.entity)
-        .bind(cursor.0.as_str())
-        .bind(&cursor.1)
+        .bind(kind)
+        .bind(value)
         .bind(now)
         .execute(&mut *conn)
         .await?;
@@ -269,7 +324,7 @@ pub(crate) async fn write_page<E: Entity>(
                 upsert_sqlite(&mut tx, table, spec.division, rows, synced_at).await?;
             }
             if let Some(c) = cursor {
-                cursor_sqlite(&mut tx, spec, c, synced_at).await?;
+                cursor_sqlite(&mut tx, spec, (c.0.as_str(), &c.1), synced_at).await?;
             }
             tx.commit().await?;
         }
@@ -279,7 +334,7 @@ pub(crate) async fn write_page<E: Entity>(
                 upsert_postgres(&mut tx, table, spec.division, rows, synced_at).await?;
             }
             if let Some(c) = cursor {
-                cursor_postgres(&mut tx, spec, c, synced_at).await?;
+                cursor_postgres(&mut tx, spec, (c.0.as_str(), &c.1), synced_at).await?;
             }
             tx.commit().await?;
         }
@@ -317,7 +372,7 @@ pub(crate) async fn write_deletions<'t>(
                 }
             }
             if let Some(c) = cursor {
-                cursor_sqlite(&mut tx, spec, c, now).await?;
+                cursor_sqlite(&mut tx, spec, (c.0.as_str(), &c.1), now).await?;
             }
             tx.commit().await?;
         }
@@ -339,7 +394,7 @@ pub(crate) async fn write_deletions<'t>(
                 }
             }
             if let Some(c) = cursor {
-                cursor_postgres(&mut tx, spec, c, now).await?;
+                cursor_postgres(&mut tx, spec, (c.0.as_str(), &c.1), now).await?;
             }
             tx.commit().await?;
         }
