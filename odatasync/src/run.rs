@@ -302,6 +302,9 @@ pub async fn run_one(
     p: &PlannedEntity,
     spec: &SyncSpec,
 ) -> Outcome {
+    // Calls are counted per run even when runs share the client concurrently (workers with
+    // --concurrency > 1).
+    let client = &client.counting_separately();
     let fetch_started = Utc::now();
     let res = if p.is_deletion_log {
         match spec.division {

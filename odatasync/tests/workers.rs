@@ -601,4 +601,26 @@ fn schedule_and_worker_binaries() {
     let stats = fake.stats();
     assert_eq!(stats.rate_limited, 0);
     assert!(stats.violations.is_empty(), "{:?}", stats.violations);
+    // Two jobs at a time share one client; each run counts its own calls, so together they
+    // are every call the fake saw in the division except the divisions lookups.
+    let recorded: u64 = pg
+        .psql(
+            "workerscli",
+            "SELECT COALESCE(SUM(api_calls), 0) FROM odata_sync_runs",
+        )
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let served: u64 = stats
+        .calls
+        .iter()
+        .filter(|(k, _)| k.starts_with("100001 ") && !k.ends_with("system/divisions"))
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(
+        recorded, served,
+        "per-run api_calls vs the fake: {:?}",
+        stats.calls
+    );
 }

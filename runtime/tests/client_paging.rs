@@ -75,6 +75,30 @@ async fn pages_through_standard_and_bulk_endpoints() {
     assert_eq!(rl.daily_remaining, Some(4994));
 }
 
+/// Two jobs paging at once through one client: each handle from `counting_separately` counts
+/// its own calls, the client counts them all.
+#[tokio::test]
+async fn separately_counting_handles_count_their_own_calls() {
+    let h = start(rows_cfg(&[("Accounts", 150), ("GLAccounts", 2500)]));
+    let c = client(&h, store_for(&h), fast_options());
+    let (a, b) = (c.counting_separately(), c.counting_separately());
+    let (ra, rb) = tokio::join!(
+        a.rows::<Account>(DIV)
+            .endpoint("crm/Accounts")
+            .select(["ID"])
+            .stream()
+            .try_collect::<Vec<_>>(),
+        b.rows::<GlAccount>(DIV)
+            .endpoint("bulk/Financial/GLAccounts")
+            .stream()
+            .try_collect::<Vec<_>>(),
+    );
+    assert_eq!((ra.unwrap().len(), rb.unwrap().len()), (150, 2500));
+    assert_eq!(a.requests_sent(), 3, "⌈150/60⌉ calls");
+    assert_eq!(b.clone().requests_sent(), 3, "⌈2500/1000⌉ calls");
+    assert_eq!(c.requests_sent(), 6);
+}
+
 /// Untyped rows by endpoint name, a filter, `$top`, `$count` and `$inlinecount`.
 #[tokio::test]
 async fn raw_rows_filter_top_and_counts() {

@@ -230,6 +230,7 @@ impl ClientBuilder {
                 limits: limits::Limits::default(),
                 requests: AtomicU64::new(0),
             }),
+            own_requests: None,
         })
     }
 }
@@ -252,6 +253,8 @@ struct Inner {
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
+    /// Requests sent through this handle and its clones ([`Client::counting_separately`]).
+    own_requests: Option<Arc<AtomicU64>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -298,9 +301,24 @@ impl Client {
         Self::builder(base_url).auth(auth).build()
     }
 
-    /// Requests sent so far (every attempt, retries included; token requests excluded).
+    /// Requests sent so far (every attempt, retries included; token requests excluded): by
+    /// every handle on this client, or, for a handle from [`Client::counting_separately`], by
+    /// that handle and its clones only.
     pub fn requests_sent(&self) -> u64 {
-        self.inner.requests.load(Ordering::Relaxed)
+        match &self.own_requests {
+            Some(n) => n.load(Ordering::Relaxed),
+            None => self.inner.requests.load(Ordering::Relaxed),
+        }
+    }
+
+    /// A handle on the same client (connections, tokens, limits, the total count all shared)
+    /// whose [`Client::requests_sent`] counts only the requests sent through it and its
+    /// clones, from 0: the calls of one job when several jobs use one client at once.
+    pub fn counting_separately(&self) -> Client {
+        Client {
+            inner: self.inner.clone(),
+            own_requests: Some(Arc::new(AtomicU64::new(0))),
+        }
     }
 
     /// The last known rate-limit state of a division (§4.2).
@@ -630,6 +648,9 @@ impl Client {
             let auth = self.auth_header(rejected.take().as_ref()).await?;
             attempts += 1;
             inner.requests.fetch_add(1, Ordering::Relaxed);
+            if let Some(n) = &self.own_requests {
+                n.fetch_add(1, Ordering::Relaxed);
+            }
             let mut rb = inner.http.get(req.url.clone()).header(ACCEPT, accept);
             if req.dialect != Dialect::V4 {
                 rb = rb
