@@ -161,7 +161,7 @@ fn push_cents(out: &mut String, cents: i64) {
     if f != 0 {
         out.push('.');
         out.push((b'0' + (f / 10) as u8) as char);
-        if f % 10 != 0 {
+        if !f.is_multiple_of(10) {
             out.push((b'0' + (f % 10) as u8) as char);
         }
     }
@@ -307,7 +307,7 @@ impl<'a> Gen<'a> {
     }
 
     fn is_null(&self, p: &Prop, i: u64) -> bool {
-        p.nullable && mix4(self.base(), i, p.hash, 2) % 10 == 0
+        p.nullable && mix4(self.base(), i, p.hash, 2).is_multiple_of(10)
     }
 
     /// Value of key property `key_no` (index into `entity.keys`) of row `i`.
@@ -518,7 +518,7 @@ fn push_key_guid_json(out: &mut String, base: u64, i: u64, key_no: usize) {
 /// The JSON text of [`plain_value`], appended without building a [`Val`].
 fn write_plain_json(out: &mut String, base: u64, p: &Prop, i: u64) {
     let h = mix4(base, i, p.hash, 2);
-    if p.nullable && h % 10 == 0 {
+    if p.nullable && h.is_multiple_of(10) {
         out.push_str("null");
         return;
     }
@@ -566,7 +566,7 @@ fn write_plain_json(out: &mut String, base: u64, p: &Prop, i: u64) {
 /// reference): property `p` of row `i` of the table with base hash `base`.
 pub fn plain_value(base: u64, p: &Prop, i: u64) -> Val {
     let h = mix4(base, i, p.hash, 2);
-    if p.nullable && h % 10 == 0 {
+    if p.nullable && h.is_multiple_of(10) {
         return Val::Null;
     }
     let r = h >> 8;

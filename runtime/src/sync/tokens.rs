@@ -303,7 +303,6 @@ fn sqlite_lock_path(
 /// concurrent runs on PostgreSQL with an advisory lock but takes no lock on SQLite, so two
 /// processes starting on a fresh file would both apply the first migration and one would fail
 /// with "table … already exists".
-#[allow(clippy::incompatible_msrv)]
 pub(crate) async fn sqlite_migrate_lock(
     opts: &sqlx::sqlite::SqliteConnectOptions,
 ) -> Result<Option<std::fs::File>, String> {
@@ -624,7 +623,6 @@ impl DbTokenStore {
 /// Opens (creating) the lock file and blocks until this process holds its exclusive lock.
 // `File::lock` is stable since Rust 1.89 (the toolchain here); the workspace's declared
 // rust-version is older.
-#[allow(clippy::incompatible_msrv)]
 fn lock_file(path: &Path) -> Result<std::fs::File, TokenStoreError> {
     let file = std::fs::OpenOptions::new()
         .read(true)
@@ -651,7 +649,6 @@ struct FileLockGuard {
 }
 
 impl Drop for FileLockGuard {
-    #[allow(clippy::incompatible_msrv)]
     fn drop(&mut self) {
         if let Some(f) = self.file.take() {
             // Closing the file releases the lock too; unlocking first is explicit.

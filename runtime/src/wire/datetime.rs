@@ -85,10 +85,10 @@ fn push_time(out: &mut String, t: NaiveTime) {
     out.push(':');
     push_digits(out, t.second(), 2);
     if ns == 0 {
-    } else if ns % 1_000_000 == 0 {
+    } else if ns.is_multiple_of(1_000_000) {
         out.push('.');
         push_digits(out, ns / 1_000_000, 3);
-    } else if ns % 1_000 == 0 {
+    } else if ns.is_multiple_of(1_000) {
         out.push('.');
         push_digits(out, ns / 1_000, 6);
     } else {
