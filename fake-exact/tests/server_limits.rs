@@ -185,3 +185,25 @@ fn error_window_is_one_hour_and_block_status_configurable() {
     assert_eq!(api.get("crm/Accounts?$select=ID").status().as_u16(), 403);
     let _ = DIV;
 }
+
+/// `latency_ms`: every API answer takes that many clock milliseconds (real time divided by the
+/// clock's speed-up); 0 answers at once.
+#[test]
+fn api_answers_take_the_configured_latency() {
+    let api = start(Config {
+        clock: Clock::starting_at(T0, 10.0),
+        latency_ms: 2_000,
+        ..Config::default()
+    });
+    let t = std::time::Instant::now();
+    for _ in 0..3 {
+        let r = api.get("crm/Accounts?$select=ID");
+        assert_eq!(r.status().as_u16(), 200);
+    }
+    // 3 answers × 2 s of a clock 10× faster than real time: at least 0.6 s.
+    assert!(
+        t.elapsed() >= Duration::from_millis(600),
+        "{:?}",
+        t.elapsed()
+    );
+}

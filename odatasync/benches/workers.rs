@@ -5,13 +5,15 @@
 //! ```sh
 //! cargo bench -p odatasync --bench workers
 //! BENCH_DIVISIONS=40 BENCH_MINUTELY=6 BENCH_SPEED=30 cargo bench -p odatasync --bench workers
+//! BENCH_LATENCY_MS=300 cargo bench -p odatasync --bench workers
 //! ```
 //!
 //! Settings (environment): `BENCH_DIVISIONS` (default 30), `BENCH_ROWS` rows per entity and
 //! division (default 100: standard endpoints page 60 rows a call, bulk and sync 1000),
-//! `BENCH_MINUTELY` the fake's calls per minute per division (default 60), `BENCH_SPEED` the
-//! clock factor (default 60: a virtual minute is a real second), `BENCH_WORKERS` (default
-//! `1,2,4`), `BENCH_CONCURRENCY` jobs per worker (default 1). Workers are child processes of
+//! `BENCH_MINUTELY` the fake's calls per minute per division (default 60), `BENCH_LATENCY_MS`
+//! the (virtual) milliseconds each API answer takes (default 0; Exact's round trip is a few
+//! hundred), `BENCH_SPEED` the clock factor (default 60: a virtual minute is a real second),
+//! `BENCH_WORKERS` (default `1,2,4`), `BENCH_CONCURRENCY` jobs per worker (default 1). Workers are child processes of
 //! the bench (it runs itself again with `WORKERS_BENCH_CHILD` set), each running the library's
 //! worker loop with the fake's clock. Prints virtual and real time and divisions per minute.
 
@@ -127,6 +129,7 @@ fn main() {
     let minutely: u32 = env_or("BENCH_MINUTELY", 60);
     let speed: f64 = env_or("BENCH_SPEED", 60.0);
     let concurrency: usize = env_or("BENCH_CONCURRENCY", 1);
+    let latency_ms: i64 = env_or("BENCH_LATENCY_MS", 0);
     let workers: Vec<usize> = std::env::var("BENCH_WORKERS")
         .unwrap_or_else(|_| "1,2,4".into())
         .split(',')
@@ -138,7 +141,7 @@ fn main() {
     let service = Service::load(&metadata_cache(), "exact").expect("metadata-cache/exact");
     let planned = plan::plan(&service, None).expect("plan");
     println!(
-        "workers bench: {divisions} divisions x {} entities, {rows} rows per entity, fake limits {minutely}/min and 5000/day per division, clock x{speed}, {concurrency} job(s) per worker ({} build)",
+        "workers bench: {divisions} divisions x {} entities, {rows} rows per entity, fake limits {minutely}/min and 5000/day per division, API latency {latency_ms} ms, clock x{speed}, {concurrency} job(s) per worker ({} build)",
         planned.len(),
         if cfg!(debug_assertions) { "debug" } else { "release" }
     );
@@ -153,6 +156,7 @@ fn main() {
             rows_per_entity: rows,
             minutely_limit: minutely,
             daily_limit: 5000,
+            latency_ms,
             ..Config::default()
         });
         let db_url = pg

@@ -44,6 +44,9 @@ struct Args {
     /// Serve data without bearer tokens.
     #[arg(long)]
     no_auth: bool,
+    /// Clock milliseconds every API answer takes (the real service's round trip).
+    #[arg(long, default_value_t = 0)]
+    latency_ms: i64,
 }
 
 fn main() {
@@ -60,6 +63,7 @@ fn main() {
         minutely_limit: a.minutely_limit,
         daily_limit: a.daily_limit,
         require_auth: !a.no_auth,
+        latency_ms: a.latency_ms,
         ..Config::default()
     };
     if let Some(d) = a.metadata_dir {

@@ -404,6 +404,9 @@ async fn api_call(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Response {
+    if app.cfg.latency_ms > 0 {
+        tokio::time::sleep(app.cfg.clock.real_duration(app.cfg.latency_ms)).await;
+    }
     let segs: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     let (division, res) = match segs.first().and_then(|s| s.parse::<i32>().ok()) {
         Some(d) => (Some(d), &segs[1..]),

@@ -150,6 +150,10 @@ pub struct Config {
     pub faults: Faults,
     /// The app's webhook secret (key of the deliveries' HashCode, §5).
     pub webhook_secret: String,
+    /// Clock milliseconds every API answer (`/api/v1/…`, not tokens) takes before it is sent:
+    /// the round trip of the real service (a few hundred ms), which a worker spends waiting.
+    /// 0 (the default) answers at once.
+    pub latency_ms: i64,
 }
 
 impl Default for Config {
@@ -194,6 +198,7 @@ impl Default for Config {
             require_auth: true,
             faults: Faults::default(),
             webhook_secret: "fake-webhook-secret".into(),
+            latency_ms: 0,
         }
     }
 }
