@@ -49,16 +49,16 @@ fn utc_text(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
-/// The stored cursor of (service, division, entity), if any (of a known kind).
-pub async fn read_cursor(
+/// The `odata_sync_cursors` row of (service, division, entity): its kind and value.
+async fn cursor_row(
     db: &Db,
     service: &str,
     division: Option<i32>,
     entity: &str,
-) -> Result<Option<Cursor>, SyncError> {
+) -> Result<Option<(String, Option<String>)>, SyncError> {
     const SQL_LITE: &str = "SELECT \"cursor_kind\", \"cursor_value\" FROM \"odata_sync_cursors\" WHERE \"service\" = ? AND \"division\" = ? AND \"entity\" = ?";
     const SQL_PG: &str = "SELECT \"cursor_kind\", \"cursor_value\" FROM \"odata_sync_cursors\" WHERE \"service\" = $1 AND \"division\" = $2 AND \"entity\" = $3";
-    let row: Option<(String, Option<String>)> = match db {
+    Ok(match db {
         Db::Sqlite(p) => {
             sqlx::query_as(SQL_LITE)
                 .bind(service)
@@ -75,7 +75,17 @@ pub async fn read_cursor(
                 .fetch_optional(p)
                 .await?
         }
-    };
+    })
+}
+
+/// The stored cursor of (service, division, entity), if any (of a known kind).
+pub async fn read_cursor(
+    db: &Db,
+    service: &str,
+    division: Option<i32>,
+    entity: &str,
+) -> Result<Option<Cursor>, SyncError> {
+    let row = cursor_row(db, service, division, entity).await?;
     Ok(row.and_then(|(k, value)| CursorKind::parse(&k).map(|kind| Cursor { kind, value })))
 }
 
@@ -90,29 +100,8 @@ pub(crate) async fn read_fingerprint(
     division: Option<i32>,
     entity: &str,
 ) -> Result<Option<String>, SyncError> {
-    const SQL_LITE: &str = "SELECT \"cursor_value\" FROM \"odata_sync_cursors\" WHERE \"service\" = ? AND \"division\" = ? AND \"entity\" = ? AND \"cursor_kind\" = ?";
-    const SQL_PG: &str = "SELECT \"cursor_value\" FROM \"odata_sync_cursors\" WHERE \"service\" = $1 AND \"division\" = $2 AND \"entity\" = $3 AND \"cursor_kind\" = $4";
-    let row: Option<(Option<String>,)> = match db {
-        Db::Sqlite(p) => {
-            sqlx::query_as(SQL_LITE)
-                .bind(service)
-                .bind(div(division))
-                .bind(entity)
-                .bind(FINGERPRINT_KIND)
-                .fetch_optional(p)
-                .await?
-        }
-        Db::Postgres(p) => {
-            sqlx::query_as(SQL_PG)
-                .bind(service)
-                .bind(div(division))
-                .bind(entity)
-                .bind(FINGERPRINT_KIND)
-                .fetch_optional(p)
-                .await?
-        }
-    };
-    Ok(row.and_then(|(v,)| v))
+    let row = cursor_row(db, service, division, entity).await?;
+    Ok(row.and_then(|(k, v)| if k == FINGERPRINT_KIND { v } else { None }))
 }
 
 /// Stores the content fingerprint of a complete fetch.
