@@ -10,43 +10,20 @@
 //! ```
 //! Prints figures; asserts only that every row arrived.
 
-use fake_exact::{Config, FakeExact, Handle};
-use odata_runtime::client::{Auth, Client, ExactOAuth2, MemoryTokenStore, Secret, TokenSet};
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use fake_exact::{Config, FakeExact};
 use odata_runtime::sql::Db;
 use odata_runtime::sync::apply_migrations;
-use odata_runtime::Dialect;
 use odatasync::ingest::{dangling_references, ingest_files, IngestOptions};
 use odatasync::run::{run_batch, RunOptions};
 use odatasync::service::Service;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
 const DIV: i32 = 100001;
 const ENTITY: &str = "SyncTransactionLines";
-
-fn client(h: &Handle) -> Client {
-    let (a, r) = h.issue_tokens();
-    let now = h.clock().now_ms();
-    let store = Arc::new(MemoryTokenStore::new(Some(TokenSet {
-        access_token: Secret::new(a),
-        refresh_token: Secret::new(r),
-        expires_at_ms: now + 600_000,
-        obtained_at_ms: now,
-    })));
-    let cfg = h.config();
-    Client::builder(format!("{}/api/v1/{{division}}/", h.base_url()))
-        .auth(Auth::ExactOAuth2(ExactOAuth2 {
-            client_id: cfg.client_id.clone(),
-            client_secret: Secret::new(cfg.client_secret.clone()),
-            token_url: format!("{}/api/oauth2/token", h.base_url()),
-            redirect_uri: "https://app.example.nl/callback".into(),
-            store,
-        }))
-        .dialect(Dialect::V2)
-        .build()
-        .expect("client")
-}
 
 async fn fresh(url: &str) -> Db {
     let db = Db::connect(url).await.expect("database");
@@ -104,7 +81,7 @@ fn main() {
     let cache = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../metadata-cache"));
     let service = Service::load(&cache, "exact").expect("service");
     let dir = tempfile::tempdir().unwrap();
-    let c = client(&h);
+    let c = common::verifier(&h);
     let message = rt.block_on(async {
         let src = fresh(&format!(
             "sqlite:{}?mode=rwc",

@@ -10,39 +10,16 @@
 //! ```
 //! Prints figures; asserts nothing about time.
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use fake_exact::{Config, FakeExact, Handle};
 use futures_util::TryStreamExt;
-use odata_runtime::client::{Auth, Client, ExactOAuth2, MemoryTokenStore, Secret, TokenSet};
-use odata_runtime::Dialect;
 use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const DIV: i32 = 100001;
 const ENDPOINT: &str = "sync/Financial/TransactionLines";
-
-fn client(h: &Handle) -> Client {
-    let (a, r) = h.issue_tokens();
-    let now = h.clock().now_ms();
-    let store = Arc::new(MemoryTokenStore::new(Some(TokenSet {
-        access_token: Secret::new(a),
-        refresh_token: Secret::new(r),
-        expires_at_ms: now + 600_000,
-        obtained_at_ms: now,
-    })));
-    let cfg = h.config();
-    Client::builder(format!("{}/api/v1/{{division}}/", h.base_url()))
-        .auth(Auth::ExactOAuth2(ExactOAuth2 {
-            client_id: cfg.client_id.clone(),
-            client_secret: Secret::new(cfg.client_secret.clone()),
-            token_url: format!("{}/api/oauth2/token", h.base_url()),
-            redirect_uri: "https://app.example.nl/callback".into(),
-            store,
-        }))
-        .dialect(Dialect::V2)
-        .build()
-        .expect("client")
-}
 
 /// Runs the CLI; returns what it took and its stdout.
 fn run_cli(h: &Handle, database: &str, dir: &std::path::Path) -> (Measured, String) {
@@ -184,7 +161,7 @@ fn main() {
         .unwrap();
 
     // The floor: typed rows paged through and dropped.
-    let c = client(&h);
+    let c = common::verifier(&h);
     let cpu0 = self_cpu_s();
     let t = Instant::now();
     let n = rt.block_on(async {

@@ -11,11 +11,12 @@
 //! SQLite always; PostgreSQL too when a server can be started (odata-test-support). Prints
 //! figures; asserts only that every event was applied.
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use fake_exact::{Config, FakeExact, Handle};
-use odata_runtime::client::{Auth, Client, ExactOAuth2, MemoryTokenStore, Secret, TokenSet};
 use odata_runtime::sql::{sqlx, Db};
 use odata_runtime::sync::apply_migrations;
-use odata_runtime::Dialect;
 use odatasync::service::Service;
 use odatasync::webhooks::{apply::Applier, events, receiver, signature, topics::Topics};
 use std::sync::Arc;
@@ -23,29 +24,6 @@ use std::time::{Duration, Instant};
 
 const DIV: i32 = 100001;
 const SENDERS: usize = 4;
-
-fn client(h: &Handle) -> Client {
-    let (a, r) = h.issue_tokens();
-    let now = h.clock().now_ms();
-    let store = Arc::new(MemoryTokenStore::new(Some(TokenSet {
-        access_token: Secret::new(a),
-        refresh_token: Secret::new(r),
-        expires_at_ms: now + 600_000,
-        obtained_at_ms: now,
-    })));
-    let cfg = h.config();
-    Client::builder(format!("{}/api/v1/{{division}}/", h.base_url()))
-        .auth(Auth::ExactOAuth2(ExactOAuth2 {
-            client_id: cfg.client_id.clone(),
-            client_secret: Secret::new(cfg.client_secret.clone()),
-            token_url: format!("{}/api/oauth2/token", h.base_url()),
-            redirect_uri: "https://app.example.nl/callback".into(),
-            store,
-        }))
-        .dialect(Dialect::V2)
-        .build()
-        .expect("client")
-}
 
 fn content(h: &Handle, action: &str, key: &str) -> String {
     format!(
@@ -113,7 +91,7 @@ async fn bench(h: &Handle, backend: &str, db: Db, n: usize) {
     };
     let applier = Applier {
         db: db.clone(),
-        client: client(h),
+        client: common::verifier(h),
         service: "exact".into(),
         topics,
     };

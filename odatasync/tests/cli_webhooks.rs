@@ -19,14 +19,14 @@
 //!    applies it;
 //! 6. `webhooks unsubscribe` deletes our subscriptions.
 
+mod common;
+
 use fake_exact::{Clock, Config, FakeExact, Handle};
 use futures_util::TryStreamExt;
-use odata_runtime::client::{Auth, Client, ExactOAuth2, MemoryTokenStore, Secret, TokenSet};
+use odata_runtime::client::Client;
 use odata_runtime::sql::{sqlx, Db};
-use odata_runtime::Dialect;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const SERVICE: &str = "exact";
@@ -57,30 +57,6 @@ fn start_fake() -> (Handle, String) {
     let (_access, refresh) = h.issue_tokens();
     clock.advance(Duration::from_millis(600_000));
     (h, refresh)
-}
-
-/// A client of the test itself (its own token chain, same app) to look at the fake.
-fn verifier(h: &Handle) -> Client {
-    let (a, r) = h.issue_tokens();
-    let now = h.clock().now_ms();
-    let store = Arc::new(MemoryTokenStore::new(Some(TokenSet {
-        access_token: Secret::new(a),
-        refresh_token: Secret::new(r),
-        expires_at_ms: now + 600_000,
-        obtained_at_ms: now,
-    })));
-    let cfg = h.config();
-    Client::builder(format!("{}/api/v1/{{division}}/", h.base_url()))
-        .auth(Auth::ExactOAuth2(ExactOAuth2 {
-            client_id: cfg.client_id.clone(),
-            client_secret: Secret::new(cfg.client_secret.clone()),
-            token_url: format!("{}/api/oauth2/token", h.base_url()),
-            redirect_uri: "https://app.example.nl/callback".into(),
-            store,
-        }))
-        .dialect(Dialect::V2)
-        .build()
-        .expect("verifier client")
 }
 
 /// One installation: a temp folder (key file, SQLite file, logs), the database, the fake.
@@ -493,7 +469,7 @@ fn scenario(db_url: Option<String>) {
         out.contains("0 subscriptions created, 4 already there"),
         "{out}"
     );
-    let verify = verifier(&h);
+    let verify = common::verifier(&h);
     for d in DIVS {
         let subs = rt.block_on(subscriptions(&verify, d));
         assert_eq!(
