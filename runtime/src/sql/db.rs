@@ -526,44 +526,57 @@ fn batch_sql(table: &TableInfo, n: usize, postgres: bool) -> String {
     sql
 }
 
-/// The arguments of one statement's rows.
-fn sqlite_args<E: Entity>(
-    table: &TableInfo,
+/// What one statement of [`upsert_sqlite`] / [`upsert_postgres`] needs besides its rows.
+struct StatementInput<'a> {
+    table: &'a TableInfo,
     division: Option<i32>,
-    rows: &[E],
-    synced_at: &Bound,
-) -> Result<(String, SqliteArguments), SqlError> {
-    let mut objects = to_objects(table, rows)?;
-    let take = wire_names_unique(table);
-    let mut args = SqliteArguments::default();
-    args.reserve(objects.len() * table.insert_columns().count(), 0);
-    for obj in &mut objects {
-        for col in table.insert_columns() {
-            let b = convert(table, col, obj, take, division, synced_at)?;
-            bind_sqlite(&mut args, b).map_err(|e| value_error(table, col, e.to_string()))?;
-        }
-    }
-    Ok((batch_sql(table, objects.len(), false), args))
+    /// The batch's `synced_at`, as the backend binds it.
+    synced_at: Bound,
+    /// [`wire_names_unique`] of the table.
+    take: bool,
 }
 
-/// The arguments of one statement's rows.
-fn postgres_args<E: Entity>(
-    table: &TableInfo,
-    division: Option<i32>,
+/// One statement's SQL and arguments: `rows` converted column by column and bound into `args`
+/// by `bind` (the backend's binder).
+fn statement_args<E: Entity, A>(
+    input: &StatementInput,
     rows: &[E],
-    synced_at: &Bound,
-) -> Result<(String, PgArguments), SqlError> {
+    postgres: bool,
+    mut args: A,
+    bind: impl Fn(&mut A, ColumnKind, Bound) -> Result<(), sqlx::error::BoxDynError>,
+) -> Result<(String, A), SqlError> {
+    let table = input.table;
     let mut objects = to_objects(table, rows)?;
-    let take = wire_names_unique(table);
-    let mut args = PgArguments::default();
     for obj in &mut objects {
         for col in table.insert_columns() {
-            let b = convert(table, col, obj, take, division, synced_at)?;
-            bind_postgres(&mut args, col.kind, b)
-                .map_err(|e| value_error(table, col, e.to_string()))?;
+            let b = convert(
+                table,
+                col,
+                obj,
+                input.take,
+                input.division,
+                &input.synced_at,
+            )?;
+            bind(&mut args, col.kind, b).map_err(|e| value_error(table, col, e.to_string()))?;
         }
     }
-    Ok((batch_sql(table, objects.len(), true), args))
+    Ok((batch_sql(table, objects.len(), postgres), args))
+}
+
+fn sqlite_args<E: Entity>(
+    input: &StatementInput,
+    rows: &[E],
+) -> Result<(String, SqliteArguments), SqlError> {
+    let mut args = SqliteArguments::default();
+    args.reserve(rows.len() * input.table.insert_columns().count(), 0);
+    statement_args(input, rows, false, args, |a, _, b| bind_sqlite(a, b))
+}
+
+fn postgres_args<E: Entity>(
+    input: &StatementInput,
+    rows: &[E],
+) -> Result<(String, PgArguments), SqlError> {
+    statement_args(input, rows, true, PgArguments::default(), bind_postgres)
 }
 
 /// [`upsert_batch`] on one SQLite connection (or transaction: `&mut *tx`).
@@ -578,22 +591,18 @@ pub async fn upsert_sqlite<E: Entity>(
     rows: &[E],
     synced_at: DateTime<Utc>,
 ) -> Result<u64, SqlError> {
-    let division = division.filter(|_| table.division);
-    let synced_at = Bound::Text(utc_text(&synced_at));
+    let input = StatementInput {
+        table,
+        division: division.filter(|_| table.division),
+        synced_at: Bound::Text(utc_text(&synced_at)),
+        take: wire_names_unique(table),
+    };
     let mut chunks = chunk_rows(table, SQLITE_BIND_LIMIT.min(STATEMENT_PARAMS), rows);
-    let mut next = chunks
-        .next()
-        .map(|c| sqlite_args(table, division, c, &synced_at))
-        .transpose()?;
+    let mut next = chunks.next().map(|c| sqlite_args(&input, c)).transpose()?;
     let mut written = 0;
     while let Some((sql, args)) = next.take() {
         let exec = sqlx::query_with(AssertSqlSafe(sql), args).execute(&mut *conn);
-        let build = async {
-            chunks
-                .next()
-                .map(|c| sqlite_args(table, division, c, &synced_at))
-                .transpose()
-        };
+        let build = async { chunks.next().map(|c| sqlite_args(&input, c)).transpose() };
         let (done, built) = futures_util::future::join(exec, build).await;
         written += done?.rows_affected();
         next = built?;
@@ -610,22 +619,21 @@ pub async fn upsert_postgres<E: Entity>(
     rows: &[E],
     synced_at: DateTime<Utc>,
 ) -> Result<u64, SqlError> {
-    let division = division.filter(|_| table.division);
-    let synced_at = Bound::Instant(synced_at);
+    let input = StatementInput {
+        table,
+        division: division.filter(|_| table.division),
+        synced_at: Bound::Instant(synced_at),
+        take: wire_names_unique(table),
+    };
     let mut chunks = chunk_rows(table, POSTGRES_BIND_LIMIT.min(STATEMENT_PARAMS), rows);
     let mut next = chunks
         .next()
-        .map(|c| postgres_args(table, division, c, &synced_at))
+        .map(|c| postgres_args(&input, c))
         .transpose()?;
     let mut written = 0;
     while let Some((sql, args)) = next.take() {
         let exec = sqlx::query_with(AssertSqlSafe(sql), args).execute(&mut *conn);
-        let build = async {
-            chunks
-                .next()
-                .map(|c| postgres_args(table, division, c, &synced_at))
-                .transpose()
-        };
+        let build = async { chunks.next().map(|c| postgres_args(&input, c)).transpose() };
         let (done, built) = futures_util::future::join(exec, build).await;
         written += done?.rows_affected();
         next = built?;

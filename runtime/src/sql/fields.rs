@@ -42,33 +42,27 @@ impl Fields {
         }
     }
 
+    /// The index of field `name`, searched from one past the previous hit.
+    fn find(&self, name: &str) -> Option<usize> {
+        let n = self.items.len();
+        let start = self.hint.load(Ordering::Relaxed);
+        let j = (0..n)
+            .map(|i| (start + i) % n)
+            .find(|&j| self.items[j].0 == name)?;
+        self.hint.store((j + 1) % n, Ordering::Relaxed);
+        Some(j)
+    }
+
     /// Moves the value of field `name` out (leaving `null`): for callers that read every field
     /// once and would otherwise clone it.
     pub(crate) fn take(&mut self, name: &str) -> Option<Value> {
-        let n = self.items.len();
-        let start = *self.hint.get_mut();
-        for i in 0..n {
-            let j = (start + i) % n;
-            if self.items[j].0 == name {
-                *self.hint.get_mut() = (j + 1) % n;
-                return Some(std::mem::take(&mut self.items[j].1));
-            }
-        }
-        None
+        let j = self.find(name)?;
+        Some(std::mem::take(&mut self.items[j].1))
     }
 
     /// The value of field `name`.
     pub(crate) fn get(&self, name: &str) -> Option<&Value> {
-        let n = self.items.len();
-        let start = self.hint.load(Ordering::Relaxed);
-        for i in 0..n {
-            let j = (start + i) % n;
-            if self.items[j].0 == name {
-                self.hint.store((j + 1) % n, Ordering::Relaxed);
-                return Some(&self.items[j].1);
-            }
-        }
-        None
+        self.find(name).map(|j| &self.items[j].1)
     }
 }
 
