@@ -8,17 +8,15 @@
 
 use super::fields::Fields;
 use super::{
-    quote_ident, ColumnInfo, ColumnKind, Table, TableInfo, POSTGRES_BIND_LIMIT, SQLITE_BIND_LIMIT,
-    STATEMENT_PARAMS,
+    quote_ident, ColumnInfo, ColumnKind, Table, TableInfo, POSTGRES_BIND_LIMIT, STATEMENT_PARAMS,
 };
-use crate::wire::datetime::{date_text, datetime_text, time_text};
 use crate::wire::{Base64, EdmDate, EdmDateTime, EdmDateTimeOffset, EdmTime};
 use crate::Entity;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, SecondsFormat, Utc};
 use serde_json::{Map, Value};
 use serde_with::{DeserializeAs, SerializeAs};
 use sqlx::postgres::{PgArguments, PgConnection, PgPool, PgRow};
-use sqlx::sqlite::{SqliteArguments, SqliteConnection, SqlitePool, SqliteRow};
+use sqlx::sqlite::{SqliteConnection, SqlitePool, SqliteRow};
 use sqlx::{Arguments, AssertSqlSafe, Row as _};
 
 /// What went wrong writing or reading rows.
@@ -41,7 +39,11 @@ pub enum SqlError {
     Other(String),
 }
 
-fn value_error(table: &TableInfo, col: &ColumnInfo, message: impl Into<String>) -> SqlError {
+pub(super) fn value_error(
+    table: &TableInfo,
+    col: &ColumnInfo,
+    message: impl Into<String>,
+) -> SqlError {
     SqlError::Value {
         table: table.name.to_string(),
         column: col.name.to_string(),
@@ -204,7 +206,8 @@ pub async fn upsert_batch<E: Entity>(
     match db {
         Db::Sqlite(p) => {
             let mut tx = p.begin().await?;
-            let n = upsert_sqlite(&mut tx, table, division, rows, synced_at).await?;
+            let n = super::sqlite_write::upsert_sqlite(&mut tx, table, division, rows, synced_at)
+                .await?;
             tx.commit().await?;
             Ok(n)
         }
@@ -295,7 +298,7 @@ fn to_objects<E: Entity>(table: &TableInfo, rows: &[E]) -> Result<Vec<Fields>, S
 
 /// One column's value, converted from the row's JSON form to what the backend stores.
 #[derive(Clone)]
-enum Bound {
+pub(super) enum Bound {
     Null,
     Text(String),
     Bool(bool),
@@ -335,35 +338,43 @@ fn convert(
     division: Option<i32>,
     synced_at: &Bound,
 ) -> Result<Bound, SqlError> {
-    let err = |m: String| value_error(table, col, m);
-    match col.kind {
-        ColumnKind::SyncedAt => return Ok(synced_at.clone()),
-        ColumnKind::DeletedAt => return Ok(Bound::Null),
-        ColumnKind::Division => {
-            if let Some(d) = division {
-                return Ok(Bound::Int(d.into()));
-            }
-            let v = col.wire_name.and_then(|w| obj.get(w));
-            return match v.and_then(|v| match v {
-                Value::Number(n) => n.as_i64(),
-                Value::String(s) => s.trim().parse().ok(),
-                _ => None,
-            }) {
-                Some(d) => Ok(Bound::Int(d)),
-                None => Err(err(
-                    "no division given and the row has no Division value".into()
-                )),
-            };
-        }
+    match (col.kind, division) {
+        (ColumnKind::SyncedAt, _) => return Ok(synced_at.clone()),
+        (ColumnKind::DeletedAt, _) => return Ok(Bound::Null),
+        (ColumnKind::Division, Some(d)) => return Ok(Bound::Int(d.into())),
         _ => {}
     }
-    let v = match col.wire_name.and_then(|w| {
+    let v = col.wire_name.and_then(|w| {
         if take {
             obj.take(w)
         } else {
             obj.get(w).cloned()
         }
-    }) {
+    });
+    convert_value(table, col, v)
+}
+
+/// One column's value from the row's JSON form (`None`: the row has no such field). A
+/// `division` column read from the row must have a value; system columns are the caller's.
+pub(super) fn convert_value(
+    table: &TableInfo,
+    col: &ColumnInfo,
+    v: Option<Value>,
+) -> Result<Bound, SqlError> {
+    let err = |m: String| value_error(table, col, m);
+    if col.kind == ColumnKind::Division {
+        return match v.as_ref().and_then(|v| match v {
+            Value::Number(n) => n.as_i64(),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        }) {
+            Some(d) => Ok(Bound::Int(d)),
+            None => Err(err(
+                "no division given and the row has no Division value".into()
+            )),
+        };
+    }
+    let v = match v {
         None | Some(Value::Null) => return Ok(Bound::Null),
         Some(v) => v,
     };
@@ -437,25 +448,8 @@ fn convert(
 
 /// UTC instants as SQLite text: RFC 3339 with `Z`, so text order is time order within a fraction
 /// width (the runtime always writes what the service sent, usually milliseconds).
-fn utc_text(t: &DateTime<Utc>) -> String {
+pub(super) fn utc_text(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
-}
-
-fn bind_sqlite(args: &mut SqliteArguments, b: Bound) -> Result<(), sqlx::error::BoxDynError> {
-    match b {
-        Bound::Null => args.add(Option::<String>::None),
-        Bound::Text(s) => args.add(s),
-        Bound::Bool(v) => args.add(v),
-        Bound::Int(v) => args.add(v),
-        Bound::Float(v) => args.add(v),
-        Bound::Date(d) => args.add(date_text(d)),
-        Bound::DateTime(d) => args.add(datetime_text(&d)),
-        Bound::Instant(t) => args.add(utc_text(&t)),
-        Bound::Time(t) => args.add(time_text(t)),
-        Bound::Uuid(u) => args.add(u.hyphenated().to_string()),
-        Bound::Bytes(v) => args.add(v),
-        Bound::Json(v) => args.add(v.to_string()),
-    }
 }
 
 fn bind_postgres(
@@ -498,8 +492,8 @@ fn bind_postgres(
     }
 }
 
-/// `INSERT … VALUES (…), (…) … ON CONFLICT …` for `n` rows.
-fn batch_sql(table: &TableInfo, n: usize, postgres: bool) -> String {
+/// `INSERT … VALUES ($1…), ($n…) … ON CONFLICT …` for `n` rows (PostgreSQL).
+fn batch_sql(table: &TableInfo, n: usize) -> String {
     let cols: Vec<&ColumnInfo> = table.insert_columns().collect();
     let mut sql = String::with_capacity(table.insert_head.len() + n * (cols.len() * 6 + 4));
     sql.push_str(table.insert_head);
@@ -507,45 +501,38 @@ fn batch_sql(table: &TableInfo, n: usize, postgres: bool) -> String {
         if r > 0 {
             sql.push_str(", ");
         }
-        if postgres {
-            sql.push('(');
-            for (i, c) in cols.iter().enumerate() {
-                if i > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push('$');
-                sql.push_str(&(r * cols.len() + i + 1).to_string());
-                sql.push_str(c.pg_cast);
+        sql.push('(');
+        for (i, c) in cols.iter().enumerate() {
+            if i > 0 {
+                sql.push_str(", ");
             }
-            sql.push(')');
-        } else {
-            sql.push_str(table.values_sqlite);
+            sql.push('$');
+            sql.push_str(&(r * cols.len() + i + 1).to_string());
+            sql.push_str(c.pg_cast);
         }
+        sql.push(')');
     }
     sql.push_str(table.upsert_tail);
     sql
 }
 
-/// What one statement of [`upsert_sqlite`] / [`upsert_postgres`] needs besides its rows.
+/// What one statement of [`upsert_postgres`] needs besides its rows.
 struct StatementInput<'a> {
     table: &'a TableInfo,
     division: Option<i32>,
-    /// The batch's `synced_at`, as the backend binds it.
+    /// The batch's `synced_at`.
     synced_at: Bound,
     /// [`wire_names_unique`] of the table.
     take: bool,
 }
 
-/// One statement's SQL and arguments: `rows` converted column by column and bound into `args`
-/// by `bind` (the backend's binder).
-fn statement_args<E: Entity, A>(
+/// One statement's SQL and arguments: `rows` converted column by column and bound.
+fn postgres_args<E: Entity>(
     input: &StatementInput,
     rows: &[E],
-    postgres: bool,
-    mut args: A,
-    bind: impl Fn(&mut A, ColumnKind, Bound) -> Result<(), sqlx::error::BoxDynError>,
-) -> Result<(String, A), SqlError> {
+) -> Result<(String, PgArguments), SqlError> {
     let table = input.table;
+    let mut args = PgArguments::default();
     let mut objects = to_objects(table, rows)?;
     for obj in &mut objects {
         for col in table.insert_columns() {
@@ -557,61 +544,17 @@ fn statement_args<E: Entity, A>(
                 input.division,
                 &input.synced_at,
             )?;
-            bind(&mut args, col.kind, b).map_err(|e| value_error(table, col, e.to_string()))?;
+            bind_postgres(&mut args, col.kind, b)
+                .map_err(|e| value_error(table, col, e.to_string()))?;
         }
     }
-    Ok((batch_sql(table, objects.len(), postgres), args))
+    Ok((batch_sql(table, objects.len()), args))
 }
 
-fn sqlite_args<E: Entity>(
-    input: &StatementInput,
-    rows: &[E],
-) -> Result<(String, SqliteArguments), SqlError> {
-    let mut args = SqliteArguments::default();
-    args.reserve(rows.len() * input.table.insert_columns().count(), 0);
-    statement_args(input, rows, false, args, |a, _, b| bind_sqlite(a, b))
-}
-
-fn postgres_args<E: Entity>(
-    input: &StatementInput,
-    rows: &[E],
-) -> Result<(String, PgArguments), SqlError> {
-    statement_args(input, rows, true, PgArguments::default(), bind_postgres)
-}
-
-/// [`upsert_batch`] on one SQLite connection (or transaction: `&mut *tx`).
+/// [`upsert_batch`] on one PostgreSQL connection (or transaction: `&mut *tx`).
 ///
 /// One statement's rows are serialised at a time (memory: a statement, not a page), and the
-/// next statement's arguments are built while the database executes the last one (SQLite runs
-/// on sqlx's worker thread, PostgreSQL in its server), so conversion and writing overlap.
-pub async fn upsert_sqlite<E: Entity>(
-    conn: &mut SqliteConnection,
-    table: &TableInfo,
-    division: Option<i32>,
-    rows: &[E],
-    synced_at: DateTime<Utc>,
-) -> Result<u64, SqlError> {
-    let input = StatementInput {
-        table,
-        division: division.filter(|_| table.division),
-        synced_at: Bound::Text(utc_text(&synced_at)),
-        take: wire_names_unique(table),
-    };
-    let mut chunks = chunk_rows(table, SQLITE_BIND_LIMIT.min(STATEMENT_PARAMS), rows);
-    let mut next = chunks.next().map(|c| sqlite_args(&input, c)).transpose()?;
-    let mut written = 0;
-    while let Some((sql, args)) = next.take() {
-        let exec = sqlx::query_with(AssertSqlSafe(sql), args).execute(&mut *conn);
-        let build = async { chunks.next().map(|c| sqlite_args(&input, c)).transpose() };
-        let (done, built) = futures_util::future::join(exec, build).await;
-        written += done?.rows_affected();
-        next = built?;
-    }
-    Ok(written)
-}
-
-/// [`upsert_batch`] on one PostgreSQL connection (or transaction: `&mut *tx`); see
-/// [`upsert_sqlite`].
+/// next statement's arguments are built while the server executes the last one.
 pub async fn upsert_postgres<E: Entity>(
     conn: &mut PgConnection,
     table: &TableInfo,

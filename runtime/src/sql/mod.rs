@@ -18,10 +18,14 @@ mod db;
 #[cfg(feature = "sql")]
 mod fields;
 #[cfg(feature = "sql")]
+mod sqlite_write;
+#[cfg(feature = "sql")]
 pub use db::{
     chunk_rows, pg_object, read_rows, read_rows_postgres, read_rows_sqlite, sqlite_object, upsert,
-    upsert_batch, upsert_postgres, upsert_sqlite, CheckpointGuard, Db, Row, SqlError,
+    upsert_batch, upsert_postgres, CheckpointGuard, Db, Row, SqlError,
 };
+#[cfg(feature = "sql")]
+pub use sqlite_write::upsert_sqlite;
 /// The sqlx this module is built on (for callers' own queries, e.g. `query_as::<_, Row<E>>`).
 #[cfg(feature = "sql")]
 pub use sqlx;

@@ -293,7 +293,7 @@ where
 /// Serialises ISO 8601 `YYYY-MM-DDTHH:MM:SS[.fff]` without a zone (fraction only when non-zero).
 pub struct EdmDateTime;
 
-fn parse_edm_datetime(text: &str) -> Result<NaiveDateTime, String> {
+pub(crate) fn parse_edm_datetime(text: &str) -> Result<NaiveDateTime, String> {
     if let Some(body) = ms_date_body(text) {
         return ms_date_wall_clock(body).ok_or_default();
     }
@@ -345,7 +345,7 @@ impl SerializeAs<NaiveDateTime> for EdmDateTime {
 /// v4.01 §7.1 requires.
 pub struct EdmDateTimeOffset;
 
-fn parse_edm_datetime_offset(text: &str) -> Result<DateTime<FixedOffset>, String> {
+pub(crate) fn parse_edm_datetime_offset(text: &str) -> Result<DateTime<FixedOffset>, String> {
     if let Some(body) = ms_date_body(text) {
         let (instant, offset) = parse_ms_date(body).ok_or_default()?;
         return Ok(instant.with_timezone(&offset.unwrap_or(UTC)));
@@ -391,7 +391,7 @@ impl SerializeAs<DateTime<FixedOffset>> for EdmDateTimeOffset {
 /// Serialises `YYYY-MM-DD`.
 pub struct EdmDate;
 
-fn parse_edm_date(text: &str) -> Result<NaiveDate, String> {
+pub(crate) fn parse_edm_date(text: &str) -> Result<NaiveDate, String> {
     if let Some(body) = ms_date_body(text) {
         return ms_date_wall_clock(body).map(|dt| dt.date()).ok_or_default();
     }
@@ -465,7 +465,7 @@ impl SerializeAs<NaiveTime> for EdmTimeOfDay {
 /// Serialises `PTHHhMMmSS[.fff]S`, e.g. `"PT13H20M00S"`, the form V2 services emit.
 pub struct EdmTime;
 
-fn parse_edm_time(text: &str) -> Result<NaiveTime, String> {
+pub(crate) fn parse_edm_time(text: &str) -> Result<NaiveTime, String> {
     if !(text.starts_with('P') || text.starts_with("-P")) {
         return parse_time_of_day(text).ok_or_default();
     }
