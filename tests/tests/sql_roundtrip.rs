@@ -11,7 +11,7 @@ use common::repo;
 use odata_codegen::service::ServiceDir;
 use odata_codegen::sql::{ColumnKind as DefKind, TableDef};
 use odata_runtime::serde_with::SerializeAs;
-use odata_runtime::sql::{self as rsql, Db};
+use odata_runtime::sql::{self as rsql, Db, POSTGRES_BIND_LIMIT, SQLITE_BIND_LIMIT};
 use odata_runtime::{ColumnKind, Entity, TableInfo, TableVisitor};
 use serde_json::{Map, Value};
 
@@ -385,17 +385,35 @@ fn diesel_round_trips(sqlite_file: &std::path::Path, pg_url: &str) -> (usize, us
 }
 
 #[test]
-fn five_thousand_rows_of_a_151_column_table_upsert_and_read_back() {
+fn five_thousand_rows_of_a_151_column_table_are_chunked_under_the_bind_caps() {
     use generated::exact::Account;
     use odata_runtime::Table;
     let table = <Account as Table>::TABLE;
+    let params = table.params_per_row();
     assert!(
         table.columns.len() >= 150,
         "{} has {} columns",
         table.name,
         table.columns.len()
     );
+    let sqlite_rows = table.rows_per_statement(SQLITE_BIND_LIMIT);
+    let pg_rows = table.rows_per_statement(POSTGRES_BIND_LIMIT);
+    assert!(sqlite_rows * params <= SQLITE_BIND_LIMIT);
+    assert!(pg_rows * params <= POSTGRES_BIND_LIMIT);
+    assert!((sqlite_rows + 1) * params > SQLITE_BIND_LIMIT);
+    assert!((pg_rows + 1) * params > POSTGRES_BIND_LIMIT);
     let rows: Vec<Account> = (1..=5000).map(|i| make_row(table, i, i)).collect();
+    assert_eq!(
+        rsql::chunk_rows(table, SQLITE_BIND_LIMIT, &rows).count(),
+        5000usize.div_ceil(sqlite_rows)
+    );
+    println!(
+        "{}: {} columns, {params} parameters per row; SQLite {sqlite_rows} rows per statement ({} statements), PostgreSQL {pg_rows} ({} statements)",
+        table.name,
+        table.columns.len(),
+        5000usize.div_ceil(sqlite_rows),
+        5000usize.div_ceil(pg_rows)
+    );
     let def = table_defs("exact")
         .into_iter()
         .find(|d| d.name == table.name)
@@ -425,10 +443,7 @@ fn five_thousand_rows_of_a_151_column_table_upsert_and_read_back() {
             want.sort_by_key(|a| a.id);
             assert_eq!(back.len(), 5000);
             assert!(back == want, "{backend}: rows read back differ");
-            println!(
-                "{backend}: 5,000 rows × {} columns upserted in {took:?}",
-                table.columns.len()
-            );
+            println!("{backend}: 5,000 rows × {params} parameters upserted in {took:?}");
         });
     }
 }

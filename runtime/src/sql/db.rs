@@ -6,15 +6,18 @@
 //! needs no per-entity `FromRow` derive (which would add a proc-macro expansion per entity to the
 //! generated crate's compile time) and no sqlx dependency at all.
 
-use super::{quote_ident, ColumnInfo, ColumnKind, Table, TableInfo};
+use super::fields::Fields;
+use super::{
+    quote_ident, ColumnInfo, ColumnKind, Table, TableInfo, POSTGRES_BIND_LIMIT, STATEMENT_PARAMS,
+};
 use crate::wire::{Base64, EdmDate, EdmDateTime, EdmDateTimeOffset, EdmTime};
 use crate::Entity;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, SecondsFormat, Utc};
 use serde_json::{Map, Value};
 use serde_with::{DeserializeAs, SerializeAs};
-use sqlx::postgres::{PgConnection, PgPool, PgRow};
+use sqlx::postgres::{PgArguments, PgConnection, PgPool, PgRow};
 use sqlx::sqlite::{SqliteConnection, SqlitePool, SqliteRow};
-use sqlx::{AssertSqlSafe, Row as _};
+use sqlx::{Arguments, AssertSqlSafe, Row as _};
 
 /// What went wrong writing or reading rows.
 #[derive(Debug, thiserror::Error)]
@@ -179,6 +182,16 @@ impl Db {
     }
 }
 
+/// The rows of `rows` that one statement takes under `bind_limit` parameters: consecutive
+/// chunks of [`TableInfo::rows_per_statement`] rows.
+pub fn chunk_rows<'a, T>(
+    table: &TableInfo,
+    bind_limit: usize,
+    rows: &'a [T],
+) -> std::slice::Chunks<'a, T> {
+    rows.chunks(table.rows_per_statement(bind_limit))
+}
+
 /// Upserts `rows` into `table` in one transaction, in statements of as many rows as the
 /// backend's bind-parameter cap allows. `division` fills the `division` column (for tables
 /// that have one; `None` takes each row's own `Division` property). Returns the number of
@@ -200,8 +213,7 @@ pub async fn upsert_batch<E: Entity>(
         }
         Db::Postgres(p) => {
             let mut tx = p.begin().await?;
-            let n =
-                super::pg_copy::upsert_postgres(&mut tx, table, division, rows, synced_at).await?;
+            let n = upsert_postgres(&mut tx, table, division, rows, synced_at).await?;
             tx.commit().await?;
             Ok(n)
         }
@@ -238,8 +250,54 @@ pub async fn read_rows<E: Entity>(
     }
 }
 
+/// Serialised rows of one statement, deduplicated by primary key (the last occurrence wins:
+/// PostgreSQL refuses an `ON CONFLICT DO UPDATE` that touches one row twice in a statement;
+/// across the statements of a batch, later ones update what earlier ones wrote).
+fn to_objects<E: Entity>(table: &TableInfo, rows: &[E]) -> Result<Vec<Fields>, SqlError> {
+    let mut out: Vec<Fields> = Vec::with_capacity(rows.len());
+    for r in rows {
+        match Fields::of(r) {
+            Ok(f) => out.push(f),
+            Err(source) => {
+                return Err(SqlError::Json {
+                    table: table.name.to_string(),
+                    source,
+                })
+            }
+        }
+    }
+    if table.primary_key.is_empty() || out.len() < 2 {
+        return Ok(out);
+    }
+    let key_wires: Vec<Option<&str>> = table
+        .primary_key
+        .iter()
+        .map(|k| table.column(k).and_then(|c| c.wire_name))
+        .collect();
+    let key_of = |m: &Fields| -> String {
+        let parts: Vec<&Value> = key_wires
+            .iter()
+            .map(|w| w.and_then(|w| m.get(w)).unwrap_or(&Value::Null))
+            .collect();
+        serde_json::to_string(&parts).unwrap_or_default()
+    };
+    let mut last = std::collections::HashMap::new();
+    for (i, m) in out.iter().enumerate() {
+        last.insert(key_of(m), i);
+    }
+    if last.len() == out.len() {
+        return Ok(out);
+    }
+    Ok(out
+        .into_iter()
+        .enumerate()
+        .filter(|(i, m)| last.get(&key_of(m)) == Some(i))
+        .map(|(_, m)| m)
+        .collect())
+}
+
 /// One column's value, converted from the row's JSON form to what the backend stores.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(super) enum Bound {
     Null,
     Text(String),
@@ -260,6 +318,40 @@ fn text_of(v: Value) -> String {
         Value::String(s) => s,
         other => other.to_string(),
     }
+}
+
+/// Whether no two insert columns read the same wire name, so [`convert`] may move each value out
+/// of a row instead of cloning it.
+fn wire_names_unique(table: &TableInfo) -> bool {
+    let mut seen = std::collections::HashSet::new();
+    table
+        .insert_columns()
+        .filter_map(|c| c.wire_name)
+        .all(|w| seen.insert(w))
+}
+
+fn convert(
+    table: &TableInfo,
+    col: &ColumnInfo,
+    obj: &mut Fields,
+    take: bool,
+    division: Option<i32>,
+    synced_at: &Bound,
+) -> Result<Bound, SqlError> {
+    match (col.kind, division) {
+        (ColumnKind::SyncedAt, _) => return Ok(synced_at.clone()),
+        (ColumnKind::DeletedAt, _) => return Ok(Bound::Null),
+        (ColumnKind::Division, Some(d)) => return Ok(Bound::Int(d.into())),
+        _ => {}
+    }
+    let v = col.wire_name.and_then(|w| {
+        if take {
+            obj.take(w)
+        } else {
+            obj.get(w).cloned()
+        }
+    });
+    convert_value(table, col, v)
 }
 
 /// One column's value from the row's JSON form (`None`: the row has no such field). A
@@ -358,6 +450,138 @@ pub(super) fn convert_value(
 /// width (the runtime always writes what the service sent, usually milliseconds).
 pub(super) fn utc_text(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+fn bind_postgres(
+    args: &mut PgArguments,
+    kind: ColumnKind,
+    b: Bound,
+) -> Result<(), sqlx::error::BoxDynError> {
+    use ColumnKind as K;
+    match (kind, b) {
+        (K::Bool, Bound::Null) => args.add(Option::<bool>::None),
+        (K::Int16, Bound::Null) => args.add(Option::<i16>::None),
+        (K::Int32 | K::Division, Bound::Null) => args.add(Option::<i32>::None),
+        (K::Int64, Bound::Null) => args.add(Option::<i64>::None),
+        (K::Float32, Bound::Null) => args.add(Option::<f32>::None),
+        (K::Float64, Bound::Null) => args.add(Option::<f64>::None),
+        (K::Date, Bound::Null) => args.add(Option::<NaiveDate>::None),
+        (K::DateTime, Bound::Null) => args.add(Option::<NaiveDateTime>::None),
+        (K::DateTimeOffset | K::SyncedAt | K::DeletedAt, Bound::Null) => {
+            args.add(Option::<DateTime<Utc>>::None)
+        }
+        (K::Time, Bound::Null) => args.add(Option::<NaiveTime>::None),
+        (K::Uuid, Bound::Null) => args.add(Option::<uuid::Uuid>::None),
+        (K::Bytes, Bound::Null) => args.add(Option::<Vec<u8>>::None),
+        (K::Json, Bound::Null) => args.add(Option::<sqlx::types::Json<Value>>::None),
+        (_, Bound::Null) => args.add(Option::<String>::None),
+        (K::Int16, Bound::Int(v)) => args.add(i16::try_from(v)?),
+        (K::Int32 | K::Division, Bound::Int(v)) => args.add(i32::try_from(v)?),
+        (K::Float32, Bound::Float(v)) => args.add(v as f32),
+        (_, Bound::Text(s)) => args.add(s),
+        (_, Bound::Bool(v)) => args.add(v),
+        (_, Bound::Int(v)) => args.add(v),
+        (_, Bound::Float(v)) => args.add(v),
+        (_, Bound::Date(d)) => args.add(d),
+        (_, Bound::DateTime(d)) => args.add(d),
+        (_, Bound::Instant(t)) => args.add(t),
+        (_, Bound::Time(t)) => args.add(t),
+        (_, Bound::Uuid(u)) => args.add(u),
+        (_, Bound::Bytes(v)) => args.add(v),
+        (_, Bound::Json(v)) => args.add(sqlx::types::Json(v)),
+    }
+}
+
+/// `INSERT … VALUES ($1…), ($n…) … ON CONFLICT …` for `n` rows (PostgreSQL).
+fn batch_sql(table: &TableInfo, n: usize) -> String {
+    let cols: Vec<&ColumnInfo> = table.insert_columns().collect();
+    let mut sql = String::with_capacity(table.insert_head.len() + n * (cols.len() * 6 + 4));
+    sql.push_str(table.insert_head);
+    for r in 0..n {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for (i, c) in cols.iter().enumerate() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&(r * cols.len() + i + 1).to_string());
+            sql.push_str(c.pg_cast);
+        }
+        sql.push(')');
+    }
+    sql.push_str(table.upsert_tail);
+    sql
+}
+
+/// What one statement of [`upsert_postgres`] needs besides its rows.
+struct StatementInput<'a> {
+    table: &'a TableInfo,
+    division: Option<i32>,
+    /// The batch's `synced_at`.
+    synced_at: Bound,
+    /// [`wire_names_unique`] of the table.
+    take: bool,
+}
+
+/// One statement's SQL and arguments: `rows` converted column by column and bound.
+fn postgres_args<E: Entity>(
+    input: &StatementInput,
+    rows: &[E],
+) -> Result<(String, PgArguments), SqlError> {
+    let table = input.table;
+    let mut args = PgArguments::default();
+    let mut objects = to_objects(table, rows)?;
+    for obj in &mut objects {
+        for col in table.insert_columns() {
+            let b = convert(
+                table,
+                col,
+                obj,
+                input.take,
+                input.division,
+                &input.synced_at,
+            )?;
+            bind_postgres(&mut args, col.kind, b)
+                .map_err(|e| value_error(table, col, e.to_string()))?;
+        }
+    }
+    Ok((batch_sql(table, objects.len()), args))
+}
+
+/// [`upsert_batch`] on one PostgreSQL connection (or transaction: `&mut *tx`).
+///
+/// One statement's rows are serialised at a time (memory: a statement, not a page), and the
+/// next statement's arguments are built while the server executes the last one.
+pub async fn upsert_postgres<E: Entity>(
+    conn: &mut PgConnection,
+    table: &TableInfo,
+    division: Option<i32>,
+    rows: &[E],
+    synced_at: DateTime<Utc>,
+) -> Result<u64, SqlError> {
+    let input = StatementInput {
+        table,
+        division: division.filter(|_| table.division),
+        synced_at: Bound::Instant(synced_at),
+        take: wire_names_unique(table),
+    };
+    let mut chunks = chunk_rows(table, POSTGRES_BIND_LIMIT.min(STATEMENT_PARAMS), rows);
+    let mut next = chunks
+        .next()
+        .map(|c| postgres_args(&input, c))
+        .transpose()?;
+    let mut written = 0;
+    while let Some((sql, args)) = next.take() {
+        let exec = sqlx::query_with(AssertSqlSafe(sql), args).execute(&mut *conn);
+        let build = async { chunks.next().map(|c| postgres_args(&input, c)).transpose() };
+        let (done, built) = futures_util::future::join(exec, build).await;
+        written += done?.rows_affected();
+        next = built?;
+    }
+    Ok(written)
 }
 
 fn read_sql(table: &TableInfo, division: Option<i32>, filter: Option<&str>, pg: bool) -> String {

@@ -16,25 +16,29 @@ use crate::Entity;
 #[cfg(feature = "sql")]
 mod db;
 #[cfg(feature = "sql")]
-mod pg_copy;
-#[cfg(feature = "sql")]
-mod row_sink;
+mod fields;
 #[cfg(feature = "sql")]
 mod sqlite_write;
-#[cfg(all(test, feature = "sql"))]
-mod test_rows;
 #[cfg(feature = "sql")]
 pub use db::{
-    pg_object, read_rows, read_rows_postgres, read_rows_sqlite, sqlite_object, upsert,
-    upsert_batch, CheckpointGuard, Db, Row, SqlError,
+    chunk_rows, pg_object, read_rows, read_rows_postgres, read_rows_sqlite, sqlite_object, upsert,
+    upsert_batch, upsert_postgres, CheckpointGuard, Db, Row, SqlError,
 };
-#[cfg(feature = "sql")]
-pub use pg_copy::upsert_postgres;
 #[cfg(feature = "sql")]
 pub use sqlite_write::upsert_sqlite;
 /// The sqlx this module is built on (for callers' own queries, e.g. `query_as::<_, Row<E>>`).
 #[cfg(feature = "sql")]
 pub use sqlx;
+
+/// Maximum number of bind parameters in one SQLite statement (`SQLITE_MAX_VARIABLE_NUMBER`,
+/// the default of SQLite ≥ 3.32, which sqlx bundles).
+pub const SQLITE_BIND_LIMIT: usize = 32_766;
+/// Maximum number of bind parameters in one PostgreSQL statement (the protocol's 16-bit count).
+pub const POSTGRES_BIND_LIMIT: usize = 65_535;
+/// Parameters per statement the upserts use (well under both caps): a statement of thousands
+/// of parameters costs megabytes of prepared-statement memory per cached size and is no
+/// faster than several smaller ones in the same transaction.
+pub const STATEMENT_PARAMS: usize = 2_000;
 
 /// What a column holds: decides its SQL type per backend and how the runtime binds and reads it.
 /// Mirrors `odata_codegen::sql::ColumnKind` (same variant names).
@@ -134,6 +138,16 @@ impl TableInfo {
         self.columns
             .iter()
             .filter(|c| c.kind != ColumnKind::DeletedAt)
+    }
+
+    /// Number of bind parameters per row.
+    pub fn params_per_row(&self) -> usize {
+        self.insert_columns().count()
+    }
+
+    /// How many rows fit in one statement under a bind-parameter cap (at least 1).
+    pub fn rows_per_statement(&self, bind_limit: usize) -> usize {
+        (bind_limit / self.params_per_row().max(1)).max(1)
     }
 
     /// The column by name.

@@ -6,21 +6,28 @@
 //! 200,000-row sync of a 72-column entity, allocation and freeing took a third of the CPU.
 //!
 //! Here one prepared one-row upsert (`INSERT … VALUES (?, …) ON CONFLICT … DO UPDATE`) is
-//! stepped once per row, each row serialised straight into the statement's parameters by
-//! [`super::row_sink`] (strings are bound from the row's own memory; SQLite copies them).
+//! stepped once per row. Each row is serialised straight into the statement's parameters by a
+//! serde [`Serializer`](serde::Serializer): strings are bound from the row's own memory
+//! (SQLite copies them), numbers as numbers, and dates, times and UUIDs are parsed and written
+//! in the same text form the rest of the runtime reads. Anything else (a complex value, a
+//! number in a text column, a value that does not parse) goes through the general conversion
+//! of [`super::db`], so both paths store the same thing and report the same errors.
 //!
-//! The connection is used through sqlx's [`LockedSqliteHandle`](sqlx::sqlite::LockedSqliteHandle),
-//! which guarantees that sqlx's worker thread makes no call on it meanwhile; the statements run
-//! in the caller's transaction. Bindings persist across `sqlite3_reset`, so the batch's
-//! constants (`synced_at`, a given `division`) are bound once.
+//! The connection is used through sqlx's [`LockedSqliteHandle`], which guarantees that sqlx's
+//! worker thread makes no call on it meanwhile; the statements run in the caller's transaction.
+//! Bindings persist across `sqlite3_reset`, so the batch's constants (`synced_at`, a given
+//! `division`) are bound once.
 
-use super::db::{utc_text, SqlError};
-use super::row_sink::{Cell, Param, Plan, Sink};
-use super::TableInfo;
-use crate::wire::datetime::{date_text, datetime_text, time_text};
+use super::db::{convert_value, utc_text, value_error, Bound, SqlError};
+use super::{ColumnInfo, ColumnKind, TableInfo};
+use crate::wire::datetime::{
+    date_text, datetime_text, parse_edm_date, parse_edm_datetime, parse_edm_datetime_offset,
+    parse_edm_time, time_text,
+};
 use crate::Entity;
 use chrono::{DateTime, Utc};
 use libsqlite3_sys as ffi;
+use serde::ser::{self, Impossible, Serialize};
 use sqlx::sqlite::SqliteConnection;
 use std::ffi::{c_int, CStr};
 use std::marker::PhantomData;
@@ -64,11 +71,10 @@ async fn upsert_rows<E: Entity>(
     let mut stmt = unsafe { Statement::prepare(db, &one_row_sql(table), table)? };
     let mut plan = Plan::new(table, division.filter(|_| table.division));
     plan.general_only = general_only;
-    plan.constants(&mut stmt, table, synced_at)?;
+    plan.bind_constants(&mut stmt, table, &utc_text(&synced_at))?;
     let mut written = 0u64;
     for row in rows {
-        plan.write_row(&mut stmt, table, row)?;
-        written += stmt.step()?;
+        written += plan.write_row(&mut stmt, table, row)?;
     }
     drop(stmt);
     drop(handle);
@@ -192,6 +198,28 @@ impl<'h> Statement<'h> {
         self.check(rc, "binding a value")
     }
 
+    /// Binds an already converted value exactly as the general path stores it.
+    fn bind_bound(&mut self, i: c_int, b: Bound) -> Result<(), SqlError> {
+        match b {
+            Bound::Null => self.bind_null(i),
+            Bound::Text(s) => self.bind_text(i, &s),
+            Bound::Bool(v) => self.bind_i64(i, v.into()),
+            Bound::Int(v) => self.bind_i64(i, v),
+            Bound::Float(v) => self.bind_f64(i, v),
+            Bound::Date(d) => self.bind_text(i, &date_text(d)),
+            Bound::DateTime(d) => self.bind_text(i, &datetime_text(&d)),
+            Bound::Instant(t) => self.bind_text(i, &utc_text(&t)),
+            Bound::Time(t) => self.bind_text(i, &time_text(t)),
+            Bound::Uuid(u) => self.bind_text(
+                i,
+                u.hyphenated()
+                    .encode_lower(&mut uuid::Uuid::encode_buffer()),
+            ),
+            Bound::Bytes(v) => self.bind_blob(i, &v),
+            Bound::Json(v) => self.bind_text(i, &v.to_string()),
+        }
+    }
+
     /// Runs the statement once and resets it for the next row; returns the rows it changed.
     fn step(&mut self) -> Result<u64, SqlError> {
         // SAFETY: a live statement with every parameter bound (unbound ones are NULL).
@@ -205,33 +233,6 @@ impl<'h> Statement<'h> {
         // SAFETY: the connection is live.
         let n = unsafe { ffi::sqlite3_changes64(self.db.as_ptr()) };
         Ok(n.max(0) as u64)
-    }
-}
-
-impl Sink for Statement<'_> {
-    /// Binds a value as every SQLite reader of the runtime expects it: dates and times as ISO
-    /// 8601 text (instants in UTC with `Z`), UUIDs as lower-case hyphenated text, booleans as
-    /// 0/1, JSON as its text.
-    fn put(&mut self, p: Param, v: Cell<'_>) -> Result<(), SqlError> {
-        let i = p.slot as c_int + 1;
-        match v {
-            Cell::Null => self.bind_null(i),
-            Cell::Text(s) => self.bind_text(i, s),
-            Cell::Bool(v) => self.bind_i64(i, v.into()),
-            Cell::Int(v) => self.bind_i64(i, v),
-            Cell::Float(v) => self.bind_f64(i, v),
-            Cell::Date(d) => self.bind_text(i, &date_text(d)),
-            Cell::DateTime(d) => self.bind_text(i, &datetime_text(&d)),
-            Cell::Instant(t) => self.bind_text(i, &utc_text(&t)),
-            Cell::Time(t) => self.bind_text(i, &time_text(t)),
-            Cell::Uuid(u) => self.bind_text(
-                i,
-                u.hyphenated()
-                    .encode_lower(&mut uuid::Uuid::encode_buffer()),
-            ),
-            Cell::Bytes(v) => self.bind_blob(i, v),
-            Cell::Json(v) => self.bind_text(i, &v.to_string()),
-        }
     }
 }
 
@@ -249,11 +250,747 @@ fn sqlite_error(db: NonNull<ffi::sqlite3>, rc: c_int, table: &str, what: &str) -
     SqlError::Other(format!("{table}: SQLite error {rc} while {what}: {msg}"))
 }
 
+/// Where each serialised field of a row goes: the parameters (1-based) that read it, found by
+/// wire name once and then by position (a type serialises its fields in the same order every
+/// time).
+struct Plan {
+    /// Parameters that take a serialised field, by wire name.
+    by_wire: Vec<(&'static str, Vec<Param>)>,
+    /// The i-th serialised field's entry in `by_wire`, learnt from earlier rows.
+    by_position: Vec<Option<(&'static str, usize)>>,
+    /// The row each wire parameter was last bound for (unbound ones are set NULL).
+    bound_in_row: Vec<u64>,
+    row: u64,
+    division: Option<i32>,
+    /// Skip the direct conversions (tests).
+    general_only: bool,
+}
+
+#[derive(Clone, Copy)]
+struct Param {
+    index: c_int,
+    col: &'static ColumnInfo,
+}
+
+impl Plan {
+    fn new(table: &TableInfo, division: Option<i32>) -> Plan {
+        let mut by_wire: Vec<(&'static str, Vec<Param>)> = Vec::new();
+        for (i, col) in table.insert_columns().enumerate() {
+            let from_row = match col.kind {
+                ColumnKind::SyncedAt | ColumnKind::DeletedAt => false,
+                ColumnKind::Division => division.is_none(),
+                _ => true,
+            };
+            let Some(w) = col.wire_name.filter(|_| from_row) else {
+                continue;
+            };
+            let p = Param {
+                index: i as c_int + 1,
+                col,
+            };
+            match by_wire.iter_mut().find(|(n, _)| *n == w) {
+                Some((_, ps)) => ps.push(p),
+                None => by_wire.push((w, vec![p])),
+            }
+        }
+        let n = by_wire.len();
+        Plan {
+            by_wire,
+            by_position: Vec::new(),
+            bound_in_row: vec![0; n],
+            row: 0,
+            division,
+            general_only: false,
+        }
+    }
+
+    /// Binds what is the same for every row of the batch.
+    fn bind_constants(
+        &self,
+        stmt: &mut Statement,
+        table: &TableInfo,
+        synced_at: &str,
+    ) -> Result<(), SqlError> {
+        for (i, col) in table.insert_columns().enumerate() {
+            let i = i as c_int + 1;
+            match col.kind {
+                ColumnKind::SyncedAt => stmt.bind_text(i, synced_at)?,
+                ColumnKind::Division => match self.division {
+                    Some(d) => stmt.bind_i64(i, d.into())?,
+                    None if col.wire_name.is_none() => {
+                        return Err(value_error(
+                            table,
+                            col,
+                            "no division given and the row has no Division value",
+                        ))
+                    }
+                    None => {}
+                },
+                _ if col.wire_name.is_none() => stmt.bind_null(i)?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The `by_wire` entry of the `pos`-th serialised field named `key`.
+    fn entry(&mut self, pos: usize, key: &'static str) -> Option<usize> {
+        if let Some(Some((k, e))) = self.by_position.get(pos) {
+            if *k == key {
+                return Some(*e);
+            }
+        }
+        let e = self.by_wire.iter().position(|(n, _)| *n == key)?;
+        if self.by_position.len() <= pos {
+            self.by_position.resize(pos + 1, None);
+        }
+        self.by_position[pos] = Some((key, e));
+        Some(e)
+    }
+
+    fn write_row<E: Entity>(
+        &mut self,
+        stmt: &mut Statement,
+        table: &TableInfo,
+        row: &E,
+    ) -> Result<u64, SqlError> {
+        self.row += 1;
+        match row.serialize(RowSer {
+            plan: self,
+            stmt,
+            table,
+        }) {
+            Ok(()) => {}
+            Err(RowError::Sql(e)) => return Err(e),
+            Err(RowError::Custom(m)) => {
+                return Err(SqlError::Other(format!(
+                    "{}: cannot serialise a row: {m}",
+                    table.name
+                )))
+            }
+            Err(RowError::NotAStruct) => {
+                return Err(SqlError::Other(format!(
+                    "{}: a row does not serialise to a JSON object",
+                    table.name
+                )))
+            }
+            Err(RowError::Fallback) => unreachable!("handled per field"),
+        }
+        // Fields the row did not serialise (e.g. skipped when absent) are NULL.
+        for e in 0..self.by_wire.len() {
+            if self.bound_in_row[e] != self.row {
+                for p in self.by_wire[e].1.clone() {
+                    let b = convert_value(table, p.col, None)?;
+                    stmt.bind_bound(p.index, b)?;
+                }
+            }
+        }
+        stmt.step()
+    }
+}
+
+/// Why a row or field could not be written directly.
+#[derive(Debug)]
+enum RowError {
+    Sql(SqlError),
+    Custom(String),
+    NotAStruct,
+    /// The field's value needs the general conversion.
+    Fallback,
+}
+
+impl From<SqlError> for RowError {
+    fn from(e: SqlError) -> Self {
+        RowError::Sql(e)
+    }
+}
+
+impl std::fmt::Display for RowError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RowError::Sql(e) => e.fmt(f),
+            RowError::Custom(m) => f.write_str(m),
+            RowError::NotAStruct => f.write_str("not a struct"),
+            RowError::Fallback => f.write_str("needs the general conversion"),
+        }
+    }
+}
+
+impl std::error::Error for RowError {}
+
+impl ser::Error for RowError {
+    fn custom<T: std::fmt::Display>(msg: T) -> Self {
+        RowError::Custom(msg.to_string())
+    }
+}
+
+/// Serialises one row (a struct) into the statement's parameters.
+struct RowSer<'p, 's, 'h> {
+    plan: &'p mut Plan,
+    stmt: &'s mut Statement<'h>,
+    table: &'p TableInfo,
+}
+
+struct RowFields<'p, 's, 'h> {
+    inner: RowSer<'p, 's, 'h>,
+    pos: usize,
+}
+
+impl ser::SerializeStruct for RowFields<'_, '_, '_> {
+    type Ok = ();
+    type Error = RowError;
+
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<(), RowError> {
+        let pos = self.pos;
+        self.pos += 1;
+        let plan = &mut *self.inner.plan;
+        let Some(e) = plan.entry(pos, key) else {
+            return Ok(()); // a property without a column (e.g. a navigation link)
+        };
+        plan.bound_in_row[e] = plan.row;
+        let general_only = plan.general_only;
+        let table = self.inner.table;
+        for i in 0..plan.by_wire[e].1.len() {
+            let p = plan.by_wire[e].1[i];
+            let direct = if general_only {
+                Err(RowError::Fallback)
+            } else {
+                value.serialize(FieldSer {
+                    stmt: &mut *self.inner.stmt,
+                    param: p,
+                })
+            };
+            match direct {
+                Ok(()) => {}
+                Err(RowError::Fallback) => {
+                    let v = serde_json::to_value(value).map_err(|e| {
+                        RowError::Sql(SqlError::Json {
+                            table: table.name.to_string(),
+                            source: e,
+                        })
+                    })?;
+                    let b = convert_value(table, p.col, Some(v))?;
+                    self.inner.stmt.bind_bound(p.index, b)?;
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        Ok(())
+    }
+
+    fn end(self) -> Result<(), RowError> {
+        Ok(())
+    }
+}
+
+macro_rules! not_a_struct {
+    ($($name:ident($($arg:ty),*)),* $(,)?) => {
+        $(fn $name(self, $(_: $arg),*) -> Result<(), RowError> {
+            Err(RowError::NotAStruct)
+        })*
+    };
+}
+
+impl<'p, 's, 'h> ser::Serializer for RowSer<'p, 's, 'h> {
+    type Ok = ();
+    type Error = RowError;
+    type SerializeSeq = Impossible<(), RowError>;
+    type SerializeTuple = Impossible<(), RowError>;
+    type SerializeTupleStruct = Impossible<(), RowError>;
+    type SerializeTupleVariant = Impossible<(), RowError>;
+    type SerializeMap = Impossible<(), RowError>;
+    type SerializeStruct = RowFields<'p, 's, 'h>;
+    type SerializeStructVariant = Impossible<(), RowError>;
+
+    not_a_struct!(
+        serialize_bool(bool),
+        serialize_i8(i8),
+        serialize_i16(i16),
+        serialize_i32(i32),
+        serialize_i64(i64),
+        serialize_u8(u8),
+        serialize_u16(u16),
+        serialize_u32(u32),
+        serialize_u64(u64),
+        serialize_f32(f32),
+        serialize_f64(f64),
+        serialize_char(char),
+        serialize_str(&str),
+        serialize_bytes(&[u8]),
+        serialize_none(),
+        serialize_unit(),
+        serialize_unit_struct(&'static str),
+        serialize_unit_variant(&'static str, u32, &'static str),
+    );
+
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), RowError> {
+        value.serialize(self)
+    }
+
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        value: &T,
+    ) -> Result<(), RowError> {
+        value.serialize(self)
+    }
+
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        _index: u32,
+        _variant: &'static str,
+        _value: &T,
+    ) -> Result<(), RowError> {
+        Err(RowError::NotAStruct)
+    }
+
+    fn serialize_seq(self, _len: Option<usize>) -> Result<Self::SerializeSeq, RowError> {
+        Err(RowError::NotAStruct)
+    }
+
+    fn serialize_tuple(self, _len: usize) -> Result<Self::SerializeTuple, RowError> {
+        Err(RowError::NotAStruct)
+    }
+
+    fn serialize_tuple_struct(
+        self,
+        _name: &'static str,
+        _len: usize,
+    ) -> Result<Self::SerializeTupleStruct, RowError> {
+        Err(RowError::NotAStruct)
+    }
+
+    fn serialize_tuple_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        _variant: &'static str,
+        _len: usize,
+    ) -> Result<Self::SerializeTupleVariant, RowError> {
+        Err(RowError::NotAStruct)
+    }
+
+    fn serialize_map(self, _len: Option<usize>) -> Result<Self::SerializeMap, RowError> {
+        Err(RowError::NotAStruct)
+    }
+
+    fn serialize_struct(
+        self,
+        _name: &'static str,
+        _len: usize,
+    ) -> Result<Self::SerializeStruct, RowError> {
+        Ok(RowFields {
+            inner: self,
+            pos: 0,
+        })
+    }
+
+    fn serialize_struct_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        _variant: &'static str,
+        _len: usize,
+    ) -> Result<Self::SerializeStructVariant, RowError> {
+        Err(RowError::NotAStruct)
+    }
+}
+
+/// Serialises one field's value into one parameter, for the common cases; everything else is
+/// [`RowError::Fallback`] (the general conversion, which also words the errors).
+struct FieldSer<'s, 'h> {
+    stmt: &'s mut Statement<'h>,
+    param: Param,
+}
+
+impl FieldSer<'_, '_> {
+    fn int(self, v: i64) -> Result<(), RowError> {
+        use ColumnKind as K;
+        match self.param.col.kind {
+            K::Int16 | K::Int32 | K::Int64 | K::Division => {
+                Ok(self.stmt.bind_i64(self.param.index, v)?)
+            }
+            K::Float32 | K::Float64 => Ok(self.stmt.bind_f64(self.param.index, v as f64)?),
+            _ => Err(RowError::Fallback),
+        }
+    }
+
+    fn null(self) -> Result<(), RowError> {
+        if self.param.col.kind == ColumnKind::Division {
+            return Err(RowError::Fallback); // the general path words the error
+        }
+        Ok(self.stmt.bind_null(self.param.index)?)
+    }
+}
+
+impl ser::Serializer for FieldSer<'_, '_> {
+    type Ok = ();
+    type Error = RowError;
+    type SerializeSeq = Impossible<(), RowError>;
+    type SerializeTuple = Impossible<(), RowError>;
+    type SerializeTupleStruct = Impossible<(), RowError>;
+    type SerializeTupleVariant = Impossible<(), RowError>;
+    type SerializeMap = Impossible<(), RowError>;
+    type SerializeStruct = Impossible<(), RowError>;
+    type SerializeStructVariant = Impossible<(), RowError>;
+
+    fn serialize_bool(self, v: bool) -> Result<(), RowError> {
+        match self.param.col.kind {
+            ColumnKind::Bool => Ok(self.stmt.bind_i64(self.param.index, v.into())?),
+            _ => Err(RowError::Fallback),
+        }
+    }
+
+    fn serialize_i8(self, v: i8) -> Result<(), RowError> {
+        self.int(v.into())
+    }
+
+    fn serialize_i16(self, v: i16) -> Result<(), RowError> {
+        self.int(v.into())
+    }
+
+    fn serialize_i32(self, v: i32) -> Result<(), RowError> {
+        self.int(v.into())
+    }
+
+    fn serialize_i64(self, v: i64) -> Result<(), RowError> {
+        self.int(v)
+    }
+
+    fn serialize_u8(self, v: u8) -> Result<(), RowError> {
+        self.int(v.into())
+    }
+
+    fn serialize_u16(self, v: u16) -> Result<(), RowError> {
+        self.int(v.into())
+    }
+
+    fn serialize_u32(self, v: u32) -> Result<(), RowError> {
+        self.int(v.into())
+    }
+
+    fn serialize_u64(self, v: u64) -> Result<(), RowError> {
+        match i64::try_from(v) {
+            Ok(v) => self.int(v),
+            Err(_) => Err(RowError::Fallback),
+        }
+    }
+
+    fn serialize_f32(self, v: f32) -> Result<(), RowError> {
+        self.serialize_f64(v.into())
+    }
+
+    fn serialize_f64(self, v: f64) -> Result<(), RowError> {
+        match self.param.col.kind {
+            ColumnKind::Float32 | ColumnKind::Float64 if v.is_finite() => {
+                Ok(self.stmt.bind_f64(self.param.index, v)?)
+            }
+            _ => Err(RowError::Fallback),
+        }
+    }
+
+    fn serialize_char(self, _v: char) -> Result<(), RowError> {
+        Err(RowError::Fallback)
+    }
+
+    fn serialize_str(self, s: &str) -> Result<(), RowError> {
+        use ColumnKind as K;
+        let i = self.param.index;
+        let stmt = self.stmt;
+        match self.param.col.kind {
+            K::Text | K::Enum | K::Duration => stmt.bind_text(i, s)?,
+            K::Decimal => stmt.bind_text(i, s.trim())?,
+            K::Int16 | K::Int32 | K::Int64 | K::Division => match s.trim().parse::<i64>() {
+                Ok(v) => stmt.bind_i64(i, v)?,
+                Err(_) => return Err(RowError::Fallback),
+            },
+            K::DateTime => match parse_edm_datetime(s) {
+                Ok(d) => stmt.bind_text(i, &datetime_text(&d))?,
+                Err(_) => return Err(RowError::Fallback),
+            },
+            K::DateTimeOffset => match parse_edm_datetime_offset(s) {
+                Ok(t) => stmt.bind_text(i, &utc_text(&t.with_timezone(&Utc)))?,
+                Err(_) => return Err(RowError::Fallback),
+            },
+            K::Date => match parse_edm_date(s) {
+                Ok(d) => stmt.bind_text(i, &date_text(d))?,
+                Err(_) => return Err(RowError::Fallback),
+            },
+            K::Time => match parse_edm_time(s) {
+                Ok(t) => stmt.bind_text(i, &time_text(t))?,
+                Err(_) => return Err(RowError::Fallback),
+            },
+            K::Uuid => match uuid::Uuid::parse_str(s.trim()) {
+                Ok(u) => stmt.bind_text(
+                    i,
+                    u.hyphenated()
+                        .encode_lower(&mut uuid::Uuid::encode_buffer()),
+                )?,
+                Err(_) => return Err(RowError::Fallback),
+            },
+            _ => return Err(RowError::Fallback),
+        }
+        Ok(())
+    }
+
+    fn serialize_bytes(self, _v: &[u8]) -> Result<(), RowError> {
+        Err(RowError::Fallback)
+    }
+
+    fn serialize_none(self) -> Result<(), RowError> {
+        self.null()
+    }
+
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), RowError> {
+        value.serialize(self)
+    }
+
+    fn serialize_unit(self) -> Result<(), RowError> {
+        self.null()
+    }
+
+    fn serialize_unit_struct(self, _name: &'static str) -> Result<(), RowError> {
+        self.null()
+    }
+
+    fn serialize_unit_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+    ) -> Result<(), RowError> {
+        match self.param.col.kind {
+            ColumnKind::Text | ColumnKind::Enum => {
+                Ok(self.stmt.bind_text(self.param.index, variant)?)
+            }
+            _ => Err(RowError::Fallback),
+        }
+    }
+
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        value: &T,
+    ) -> Result<(), RowError> {
+        value.serialize(self)
+    }
+
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        _index: u32,
+        _variant: &'static str,
+        _value: &T,
+    ) -> Result<(), RowError> {
+        Err(RowError::Fallback)
+    }
+
+    fn serialize_seq(self, _len: Option<usize>) -> Result<Self::SerializeSeq, RowError> {
+        Err(RowError::Fallback)
+    }
+
+    fn serialize_tuple(self, _len: usize) -> Result<Self::SerializeTuple, RowError> {
+        Err(RowError::Fallback)
+    }
+
+    fn serialize_tuple_struct(
+        self,
+        _name: &'static str,
+        _len: usize,
+    ) -> Result<Self::SerializeTupleStruct, RowError> {
+        Err(RowError::Fallback)
+    }
+
+    fn serialize_tuple_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        _variant: &'static str,
+        _len: usize,
+    ) -> Result<Self::SerializeTupleVariant, RowError> {
+        Err(RowError::Fallback)
+    }
+
+    fn serialize_map(self, _len: Option<usize>) -> Result<Self::SerializeMap, RowError> {
+        Err(RowError::Fallback)
+    }
+
+    fn serialize_struct(
+        self,
+        _name: &'static str,
+        _len: usize,
+    ) -> Result<Self::SerializeStruct, RowError> {
+        Err(RowError::Fallback)
+    }
+
+    fn serialize_struct_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        _variant: &'static str,
+        _len: usize,
+    ) -> Result<Self::SerializeStructVariant, RowError> {
+        Err(RowError::Fallback)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sql::test_rows::{row, NAMES, TABLE};
+    use crate::{Dialect, PropertyInfo};
+    use serde::{Deserialize, Serialize};
     use sqlx::{Connection, Row as _};
+
+    #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+    enum Status {
+        Open,
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+    struct Wide {
+        #[serde(rename = "ID")]
+        id: String,
+        #[serde(rename = "Name")]
+        name: Option<String>,
+        #[serde(rename = "Amount")]
+        amount: String,
+        #[serde(rename = "Flag")]
+        flag: bool,
+        #[serde(rename = "Small")]
+        small: i16,
+        #[serde(rename = "Big")]
+        big: String,
+        #[serde(rename = "Ratio")]
+        ratio: f64,
+        #[serde(rename = "Whole")]
+        whole: i32,
+        #[serde(rename = "NotANumber")]
+        not_a_number: f64,
+        #[serde(rename = "Modified")]
+        modified: String,
+        #[serde(rename = "Legacy")]
+        legacy: String,
+        #[serde(rename = "At")]
+        at: String,
+        #[serde(rename = "Day")]
+        day: String,
+        #[serde(rename = "Clock")]
+        clock: String,
+        #[serde(rename = "Guid")]
+        guid: String,
+        #[serde(rename = "Data")]
+        data: String,
+        #[serde(rename = "Extra")]
+        extra: Vec<u8>,
+        #[serde(rename = "State")]
+        state: Status,
+        #[serde(rename = "Code")]
+        code: u32,
+        #[serde(rename = "Missing", skip_serializing_if = "Option::is_none")]
+        missing: Option<String>,
+        #[serde(rename = "NoColumn")]
+        no_column: String,
+    }
+
+    impl Entity for Wide {
+        const TYPE_NAME: &'static str = "T.Wide";
+        const ENTITY_SET: &'static str = "Wides";
+        const DIALECT: Dialect = Dialect::V2;
+        const PROPERTIES: &'static [PropertyInfo] = &[];
+        const KEY: &'static [&'static str] = &["ID"];
+        const SELECT: &'static [&'static str] = &[];
+        type Key = String;
+        fn key(&self) -> String {
+            self.id.clone()
+        }
+    }
+
+    const fn col(name: &'static str, wire: Option<&'static str>, kind: ColumnKind) -> ColumnInfo {
+        ColumnInfo {
+            name,
+            wire_name: wire,
+            kind,
+            nullable: true,
+            pg_cast: "",
+        }
+    }
+
+    const COLUMNS: &[ColumnInfo] = &[
+        col("division", None, ColumnKind::Division),
+        col("id", Some("ID"), ColumnKind::Uuid),
+        col("name", Some("Name"), ColumnKind::Text),
+        col("amount", Some("Amount"), ColumnKind::Decimal),
+        col("flag", Some("Flag"), ColumnKind::Bool),
+        col("small", Some("Small"), ColumnKind::Int16),
+        col("big", Some("Big"), ColumnKind::Int64),
+        col("ratio", Some("Ratio"), ColumnKind::Float64),
+        col("whole", Some("Whole"), ColumnKind::Float32),
+        col("nan", Some("NotANumber"), ColumnKind::Float64),
+        col("modified", Some("Modified"), ColumnKind::DateTime),
+        col("legacy", Some("Legacy"), ColumnKind::DateTime),
+        col("at", Some("At"), ColumnKind::DateTimeOffset),
+        col("day", Some("Day"), ColumnKind::Date),
+        col("clock", Some("Clock"), ColumnKind::Time),
+        col("guid", Some("Guid"), ColumnKind::Uuid),
+        col("data", Some("Data"), ColumnKind::Bytes),
+        col("extra", Some("Extra"), ColumnKind::Json),
+        col("state", Some("State"), ColumnKind::Enum),
+        col("code_text", Some("Code"), ColumnKind::Text),
+        col("code_int", Some("Code"), ColumnKind::Int32),
+        col("missing", Some("Missing"), ColumnKind::Text),
+        col("synced_at", None, ColumnKind::SyncedAt),
+        col("deleted_at", None, ColumnKind::DeletedAt),
+    ];
+
+    const NAMES: &str = "\"division\", \"id\", \"name\", \"amount\", \"flag\", \"small\", \"big\", \"ratio\", \"whole\", \"nan\", \"modified\", \"legacy\", \"at\", \"day\", \"clock\", \"guid\", \"data\", \"extra\", \"state\", \"code_text\", \"code_int\", \"missing\", \"synced_at\"";
+
+    const TABLE: TableInfo = TableInfo {
+        name: "wide",
+        entity: "Wides",
+        entity_set: "Wides",
+        entity_type: "T.Wide",
+        division: true,
+        columns: COLUMNS,
+        primary_key: &["division", "id"],
+        upsert_sqlite: "",
+        upsert_postgres: "",
+        insert_head: "INSERT INTO \"wide\" (\"division\", \"id\", \"name\", \"amount\", \"flag\", \"small\", \"big\", \"ratio\", \"whole\", \"nan\", \"modified\", \"legacy\", \"at\", \"day\", \"clock\", \"guid\", \"data\", \"extra\", \"state\", \"code_text\", \"code_int\", \"missing\", \"synced_at\") VALUES ",
+        values_sqlite: "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        upsert_tail: " ON CONFLICT (\"division\", \"id\") DO UPDATE SET \"name\" = excluded.\"name\", \"deleted_at\" = NULL",
+        select_sqlite: "",
+        select_postgres: "",
+    };
+
+    fn row(id: &str) -> Wide {
+        Wide {
+            id: id.into(),
+            name: Some("Ünïcode \"quoted\"".into()),
+            amount: " 12.50 ".into(),
+            flag: true,
+            small: -7,
+            big: " 9007199254740993".into(),
+            ratio: 0.1,
+            whole: 3,
+            not_a_number: f64::NAN,
+            modified: "2024-02-29T10:11:12.345".into(),
+            legacy: "/Date(1700000000123)/".into(),
+            at: "2024-01-01T10:00:00+02:00".into(),
+            day: "/Date(1709251200000)/".into(),
+            clock: "PT13H20M15.5S".into(),
+            guid: "6F9619FF-8B86-D011-B42D-00C04FC964FF".into(),
+            data: "AAEC/w==".into(),
+            extra: vec![1, 2],
+            state: Status::Open,
+            code: 42,
+            missing: None,
+            no_column: "ignored".into(),
+        }
+    }
 
     /// Every column as SQLite holds it: its storage class and SQL literal.
     async fn stored(c: &mut sqlx::SqliteConnection, id: &str) -> Vec<(String, String)> {
