@@ -368,13 +368,11 @@ impl Plan {
                     table.name
                 )))
             }
-            Err(RowError::NotAStruct) => {
-                return Err(SqlError::Other(format!(
-                    "{}: a row does not serialise to a JSON object",
-                    table.name
-                )))
+            // Not a plain struct (an open type's dynamic properties, `#[serde(flatten)]`, make
+            // it a map): the general path, field by field.
+            Err(RowError::NotAStruct | RowError::Fallback) => {
+                self.write_object(stmt, table, row)?
             }
-            Err(RowError::Fallback) => unreachable!("handled per field"),
         }
         // Fields the row did not serialise (e.g. skipped when absent) are NULL.
         for e in 0..self.by_wire.len() {
@@ -386,6 +384,38 @@ impl Plan {
             }
         }
         stmt.step()
+    }
+}
+
+impl Plan {
+    /// Binds a row that does not serialise as a struct through its JSON object.
+    fn write_object<E: Entity>(
+        &mut self,
+        stmt: &mut Statement,
+        table: &TableInfo,
+        row: &E,
+    ) -> Result<(), SqlError> {
+        let json = |source| SqlError::Json {
+            table: table.name.to_string(),
+            source,
+        };
+        let serde_json::Value::Object(fields) = serde_json::to_value(row).map_err(json)? else {
+            return Err(SqlError::Other(format!(
+                "{}: a row does not serialise to a JSON object",
+                table.name
+            )));
+        };
+        for (e, (wire, params)) in self.by_wire.iter().enumerate() {
+            let Some(v) = fields.get(*wire) else {
+                continue;
+            };
+            self.bound_in_row[e] = self.row;
+            for p in params {
+                let b = convert_value(table, p.col, Some(v.clone()))?;
+                stmt.bind_bound(p.index, b)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -1053,6 +1083,79 @@ mod tests {
         assert_eq!(get("\"missing\"").0, "null");
         assert_eq!(get("\"division\"").1, "7");
         assert_eq!(get("\"synced_at\"").1, "'2025-01-02T03:04:05.678Z'");
+    }
+
+    /// An open type: its dynamic properties make serde write a map, not a struct.
+    #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+    struct Open {
+        #[serde(rename = "ID")]
+        id: String,
+        #[serde(flatten)]
+        extra: serde_json::Map<String, serde_json::Value>,
+    }
+
+    impl Entity for Open {
+        const TYPE_NAME: &'static str = "T.Open";
+        const ENTITY_SET: &'static str = "Opens";
+        const DIALECT: Dialect = Dialect::V4;
+        const PROPERTIES: &'static [PropertyInfo] = &[];
+        const KEY: &'static [&'static str] = &["ID"];
+        const SELECT: &'static [&'static str] = &[];
+        type Key = String;
+        fn key(&self) -> String {
+            self.id.clone()
+        }
+    }
+
+    #[tokio::test]
+    async fn an_open_type_row_is_written_through_its_json_object() {
+        const COLS: &[ColumnInfo] = &[
+            col("id", Some("ID"), ColumnKind::Text),
+            col("name", Some("Name"), ColumnKind::Text),
+            col("day", Some("Day"), ColumnKind::Date),
+            col("synced_at", None, ColumnKind::SyncedAt),
+        ];
+        const OPEN: TableInfo = TableInfo {
+            name: "open",
+            entity: "Opens",
+            entity_set: "Opens",
+            entity_type: "T.Open",
+            division: false,
+            columns: COLS,
+            primary_key: &["id"],
+            upsert_sqlite: "",
+            upsert_postgres: "",
+            insert_head: "INSERT INTO \"open\" (\"id\", \"name\", \"day\", \"synced_at\") VALUES ",
+            values_sqlite: "(?, ?, ?, ?)",
+            upsert_tail: " ON CONFLICT (\"id\") DO UPDATE SET \"name\" = excluded.\"name\"",
+            select_sqlite: "",
+            select_postgres: "",
+        };
+        let mut c = sqlx::SqliteConnection::connect("sqlite::memory:")
+            .await
+            .unwrap();
+        sqlx::raw_sql(
+            "CREATE TABLE \"open\" (\"id\" PRIMARY KEY, \"name\", \"day\", \"synced_at\")",
+        )
+        .execute(&mut c)
+        .await
+        .unwrap();
+        let mut extra = serde_json::Map::new();
+        extra.insert("Name".into(), "dynamic".into());
+        extra.insert("Day".into(), "/Date(1709251200000)/".into());
+        let row = Open {
+            id: "k".into(),
+            extra,
+        };
+        upsert_rows(&mut c, &OPEN, None, &[row], Utc::now(), false)
+            .await
+            .unwrap();
+        let (name, day): (String, String) =
+            sqlx::query_as("SELECT \"name\", \"day\" FROM \"open\" WHERE \"id\" = 'k'")
+                .fetch_one(&mut c)
+                .await
+                .unwrap();
+        assert_eq!((name.as_str(), day.as_str()), ("dynamic", "2024-03-01"));
     }
 
     #[tokio::test]
