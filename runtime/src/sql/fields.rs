@@ -119,14 +119,6 @@ impl ser::SerializeStruct for CaptureStruct {
     }
 }
 
-macro_rules! not_a_struct {
-    ($($name:ident($($arg:ty),*)),* $(,)?) => {
-        $(fn $name(self, $(_: $arg),*) -> Result<Fields, CaptureError> {
-            Err(CaptureError::NotAStruct)
-        })*
-    };
-}
-
 impl ser::Serializer for Capture {
     type Ok = Fields;
     type Error = CaptureError;
@@ -138,7 +130,7 @@ impl ser::Serializer for Capture {
     type SerializeStruct = CaptureStruct;
     type SerializeStructVariant = Impossible<Fields, CaptureError>;
 
-    not_a_struct!(
+    serializer_refuses!(Fields, CaptureError::NotAStruct;
         serialize_bool(bool),
         serialize_i8(i8),
         serialize_i16(i16),
@@ -158,6 +150,7 @@ impl ser::Serializer for Capture {
         serialize_unit_struct(&'static str),
         serialize_unit_variant(&'static str, u32, &'static str),
     );
+    serializer_refuses!(Fields, CaptureError::NotAStruct; compounds);
 
     fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<Fields, CaptureError> {
         value.serialize(Capture)
@@ -171,46 +164,6 @@ impl ser::Serializer for Capture {
         value.serialize(Capture)
     }
 
-    fn serialize_newtype_variant<T: Serialize + ?Sized>(
-        self,
-        _name: &'static str,
-        _index: u32,
-        _variant: &'static str,
-        _value: &T,
-    ) -> Result<Fields, CaptureError> {
-        Err(CaptureError::NotAStruct)
-    }
-
-    fn serialize_seq(self, _len: Option<usize>) -> Result<Self::SerializeSeq, CaptureError> {
-        Err(CaptureError::NotAStruct)
-    }
-
-    fn serialize_tuple(self, _len: usize) -> Result<Self::SerializeTuple, CaptureError> {
-        Err(CaptureError::NotAStruct)
-    }
-
-    fn serialize_tuple_struct(
-        self,
-        _name: &'static str,
-        _len: usize,
-    ) -> Result<Self::SerializeTupleStruct, CaptureError> {
-        Err(CaptureError::NotAStruct)
-    }
-
-    fn serialize_tuple_variant(
-        self,
-        _name: &'static str,
-        _index: u32,
-        _variant: &'static str,
-        _len: usize,
-    ) -> Result<Self::SerializeTupleVariant, CaptureError> {
-        Err(CaptureError::NotAStruct)
-    }
-
-    fn serialize_map(self, _len: Option<usize>) -> Result<Self::SerializeMap, CaptureError> {
-        Err(CaptureError::NotAStruct)
-    }
-
     fn serialize_struct(
         self,
         _name: &'static str,
@@ -219,16 +172,6 @@ impl ser::Serializer for Capture {
         Ok(CaptureStruct {
             items: Vec::with_capacity(len),
         })
-    }
-
-    fn serialize_struct_variant(
-        self,
-        _name: &'static str,
-        _index: u32,
-        _variant: &'static str,
-        _len: usize,
-    ) -> Result<Self::SerializeStructVariant, CaptureError> {
-        Err(CaptureError::NotAStruct)
     }
 }
 

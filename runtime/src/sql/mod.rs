@@ -13,6 +13,68 @@
 
 use crate::Entity;
 
+/// `serde::Serializer` methods that refuse a value with `$err` (`$ok`: the serializer's `Ok`):
+/// scalars by name, or `compounds` (sequences, tuples, maps, variants; not structs).
+#[cfg(feature = "sql")]
+macro_rules! serializer_refuses {
+    ($ok:ty, $err:expr; compounds) => {
+        fn serialize_newtype_variant<T: serde::Serialize + ?Sized>(
+            self,
+            _name: &'static str,
+            _index: u32,
+            _variant: &'static str,
+            _value: &T,
+        ) -> Result<$ok, Self::Error> {
+            Err($err)
+        }
+
+        fn serialize_seq(self, _len: Option<usize>) -> Result<Self::SerializeSeq, Self::Error> {
+            Err($err)
+        }
+
+        fn serialize_tuple(self, _len: usize) -> Result<Self::SerializeTuple, Self::Error> {
+            Err($err)
+        }
+
+        fn serialize_tuple_struct(
+            self,
+            _name: &'static str,
+            _len: usize,
+        ) -> Result<Self::SerializeTupleStruct, Self::Error> {
+            Err($err)
+        }
+
+        fn serialize_tuple_variant(
+            self,
+            _name: &'static str,
+            _index: u32,
+            _variant: &'static str,
+            _len: usize,
+        ) -> Result<Self::SerializeTupleVariant, Self::Error> {
+            Err($err)
+        }
+
+        fn serialize_map(self, _len: Option<usize>) -> Result<Self::SerializeMap, Self::Error> {
+            Err($err)
+        }
+
+        fn serialize_struct_variant(
+            self,
+            _name: &'static str,
+            _index: u32,
+            _variant: &'static str,
+            _len: usize,
+        ) -> Result<Self::SerializeStructVariant, Self::Error> {
+            Err($err)
+        }
+    };
+    ($ok:ty, $err:expr; $($name:ident($($arg:ty),*)),* $(,)?) => {
+        $(fn $name(self, $(_: $arg),*) -> Result<$ok, Self::Error> {
+            Err($err)
+        })*
+    };
+}
+
 #[cfg(feature = "sql")]
 mod db;
 #[cfg(feature = "sql")]

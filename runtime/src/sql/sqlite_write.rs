@@ -517,14 +517,6 @@ impl ser::SerializeStruct for RowFields<'_, '_, '_> {
     }
 }
 
-macro_rules! not_a_struct {
-    ($($name:ident($($arg:ty),*)),* $(,)?) => {
-        $(fn $name(self, $(_: $arg),*) -> Result<(), RowError> {
-            Err(RowError::NotAStruct)
-        })*
-    };
-}
-
 impl<'p, 's, 'h> ser::Serializer for RowSer<'p, 's, 'h> {
     type Ok = ();
     type Error = RowError;
@@ -536,7 +528,7 @@ impl<'p, 's, 'h> ser::Serializer for RowSer<'p, 's, 'h> {
     type SerializeStruct = RowFields<'p, 's, 'h>;
     type SerializeStructVariant = Impossible<(), RowError>;
 
-    not_a_struct!(
+    serializer_refuses!((), RowError::NotAStruct;
         serialize_bool(bool),
         serialize_i8(i8),
         serialize_i16(i16),
@@ -556,6 +548,7 @@ impl<'p, 's, 'h> ser::Serializer for RowSer<'p, 's, 'h> {
         serialize_unit_struct(&'static str),
         serialize_unit_variant(&'static str, u32, &'static str),
     );
+    serializer_refuses!((), RowError::NotAStruct; compounds);
 
     fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), RowError> {
         value.serialize(self)
@@ -569,46 +562,6 @@ impl<'p, 's, 'h> ser::Serializer for RowSer<'p, 's, 'h> {
         value.serialize(self)
     }
 
-    fn serialize_newtype_variant<T: Serialize + ?Sized>(
-        self,
-        _name: &'static str,
-        _index: u32,
-        _variant: &'static str,
-        _value: &T,
-    ) -> Result<(), RowError> {
-        Err(RowError::NotAStruct)
-    }
-
-    fn serialize_seq(self, _len: Option<usize>) -> Result<Self::SerializeSeq, RowError> {
-        Err(RowError::NotAStruct)
-    }
-
-    fn serialize_tuple(self, _len: usize) -> Result<Self::SerializeTuple, RowError> {
-        Err(RowError::NotAStruct)
-    }
-
-    fn serialize_tuple_struct(
-        self,
-        _name: &'static str,
-        _len: usize,
-    ) -> Result<Self::SerializeTupleStruct, RowError> {
-        Err(RowError::NotAStruct)
-    }
-
-    fn serialize_tuple_variant(
-        self,
-        _name: &'static str,
-        _index: u32,
-        _variant: &'static str,
-        _len: usize,
-    ) -> Result<Self::SerializeTupleVariant, RowError> {
-        Err(RowError::NotAStruct)
-    }
-
-    fn serialize_map(self, _len: Option<usize>) -> Result<Self::SerializeMap, RowError> {
-        Err(RowError::NotAStruct)
-    }
-
     fn serialize_struct(
         self,
         _name: &'static str,
@@ -618,16 +571,6 @@ impl<'p, 's, 'h> ser::Serializer for RowSer<'p, 's, 'h> {
             inner: self,
             pos: 0,
         })
-    }
-
-    fn serialize_struct_variant(
-        self,
-        _name: &'static str,
-        _index: u32,
-        _variant: &'static str,
-        _len: usize,
-    ) -> Result<Self::SerializeStructVariant, RowError> {
-        Err(RowError::NotAStruct)
     }
 }
 
@@ -668,6 +611,9 @@ impl ser::Serializer for FieldSer<'_, '_> {
     type SerializeMap = Impossible<(), RowError>;
     type SerializeStruct = Impossible<(), RowError>;
     type SerializeStructVariant = Impossible<(), RowError>;
+
+    serializer_refuses!((), RowError::Fallback; serialize_char(char), serialize_bytes(&[u8]));
+    serializer_refuses!((), RowError::Fallback; compounds);
 
     fn serialize_bool(self, v: bool) -> Result<(), RowError> {
         match self.param.col.kind {
@@ -724,10 +670,6 @@ impl ser::Serializer for FieldSer<'_, '_> {
         }
     }
 
-    fn serialize_char(self, _v: char) -> Result<(), RowError> {
-        Err(RowError::Fallback)
-    }
-
     fn serialize_str(self, s: &str) -> Result<(), RowError> {
         use ColumnKind as K;
         let i = self.param.index;
@@ -768,10 +710,6 @@ impl ser::Serializer for FieldSer<'_, '_> {
         Ok(())
     }
 
-    fn serialize_bytes(self, _v: &[u8]) -> Result<(), RowError> {
-        Err(RowError::Fallback)
-    }
-
     fn serialize_none(self) -> Result<(), RowError> {
         self.null()
     }
@@ -810,61 +748,11 @@ impl ser::Serializer for FieldSer<'_, '_> {
         value.serialize(self)
     }
 
-    fn serialize_newtype_variant<T: Serialize + ?Sized>(
-        self,
-        _name: &'static str,
-        _index: u32,
-        _variant: &'static str,
-        _value: &T,
-    ) -> Result<(), RowError> {
-        Err(RowError::Fallback)
-    }
-
-    fn serialize_seq(self, _len: Option<usize>) -> Result<Self::SerializeSeq, RowError> {
-        Err(RowError::Fallback)
-    }
-
-    fn serialize_tuple(self, _len: usize) -> Result<Self::SerializeTuple, RowError> {
-        Err(RowError::Fallback)
-    }
-
-    fn serialize_tuple_struct(
-        self,
-        _name: &'static str,
-        _len: usize,
-    ) -> Result<Self::SerializeTupleStruct, RowError> {
-        Err(RowError::Fallback)
-    }
-
-    fn serialize_tuple_variant(
-        self,
-        _name: &'static str,
-        _index: u32,
-        _variant: &'static str,
-        _len: usize,
-    ) -> Result<Self::SerializeTupleVariant, RowError> {
-        Err(RowError::Fallback)
-    }
-
-    fn serialize_map(self, _len: Option<usize>) -> Result<Self::SerializeMap, RowError> {
-        Err(RowError::Fallback)
-    }
-
     fn serialize_struct(
         self,
         _name: &'static str,
         _len: usize,
     ) -> Result<Self::SerializeStruct, RowError> {
-        Err(RowError::Fallback)
-    }
-
-    fn serialize_struct_variant(
-        self,
-        _name: &'static str,
-        _index: u32,
-        _variant: &'static str,
-        _len: usize,
-    ) -> Result<Self::SerializeStructVariant, RowError> {
         Err(RowError::Fallback)
     }
 }
