@@ -14,9 +14,32 @@
 use crate::Entity;
 
 /// `serde::Serializer` methods that refuse a value with `$err` (`$ok`: the serializer's `Ok`):
-/// scalars by name, or `compounds` (sequences, tuples, maps, variants; not structs).
+/// the named ones, all `scalars` (every non-compound kind, `Option` and unit ones included), or
+/// all `compounds` (sequences, tuples, maps, variants; not structs).
 #[cfg(feature = "sql")]
 macro_rules! serializer_refuses {
+    ($ok:ty, $err:expr; scalars) => {
+        serializer_refuses!($ok, $err;
+            serialize_bool(bool),
+            serialize_i8(i8),
+            serialize_i16(i16),
+            serialize_i32(i32),
+            serialize_i64(i64),
+            serialize_u8(u8),
+            serialize_u16(u16),
+            serialize_u32(u32),
+            serialize_u64(u64),
+            serialize_f32(f32),
+            serialize_f64(f64),
+            serialize_char(char),
+            serialize_str(&str),
+            serialize_bytes(&[u8]),
+            serialize_none(),
+            serialize_unit(),
+            serialize_unit_struct(&'static str),
+            serialize_unit_variant(&'static str, u32, &'static str),
+        );
+    };
     ($ok:ty, $err:expr; compounds) => {
         fn serialize_newtype_variant<T: serde::Serialize + ?Sized>(
             self,
