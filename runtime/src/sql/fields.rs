@@ -132,18 +132,7 @@ impl ser::Serializer for Capture {
 
     serializer_refuses!(Fields, CaptureError::NotAStruct; scalars);
     serializer_refuses!(Fields, CaptureError::NotAStruct; compounds);
-
-    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<Fields, CaptureError> {
-        value.serialize(Capture)
-    }
-
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(
-        self,
-        _name: &'static str,
-        value: &T,
-    ) -> Result<Fields, CaptureError> {
-        value.serialize(Capture)
-    }
+    serializer_unwraps!(Fields);
 
     fn serialize_struct(
         self,

@@ -98,6 +98,28 @@ macro_rules! serializer_refuses {
     };
 }
 
+/// `serde::Serializer` methods that serialise what `Some(…)` and a newtype struct wrap in
+/// place of the wrapper.
+#[cfg(feature = "sql")]
+macro_rules! serializer_unwraps {
+    ($ok:ty) => {
+        fn serialize_some<T: serde::Serialize + ?Sized>(
+            self,
+            value: &T,
+        ) -> Result<$ok, Self::Error> {
+            value.serialize(self)
+        }
+
+        fn serialize_newtype_struct<T: serde::Serialize + ?Sized>(
+            self,
+            _name: &'static str,
+            value: &T,
+        ) -> Result<$ok, Self::Error> {
+            value.serialize(self)
+        }
+    };
+}
+
 #[cfg(feature = "sql")]
 mod db;
 #[cfg(feature = "sql")]

@@ -530,18 +530,7 @@ impl<'p, 's, 'h> ser::Serializer for RowSer<'p, 's, 'h> {
 
     serializer_refuses!((), RowError::NotAStruct; scalars);
     serializer_refuses!((), RowError::NotAStruct; compounds);
-
-    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), RowError> {
-        value.serialize(self)
-    }
-
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(
-        self,
-        _name: &'static str,
-        value: &T,
-    ) -> Result<(), RowError> {
-        value.serialize(self)
-    }
+    serializer_unwraps!(());
 
     fn serialize_struct(
         self,
@@ -582,6 +571,15 @@ impl FieldSer<'_, '_> {
     }
 }
 
+/// `FieldSer` methods for integers that fit an `i64`.
+macro_rules! serialize_ints {
+    ($($name:ident($t:ty)),* $(,)?) => {
+        $(fn $name(self, v: $t) -> Result<(), RowError> {
+            self.int(v.into())
+        })*
+    };
+}
+
 impl ser::Serializer for FieldSer<'_, '_> {
     type Ok = ();
     type Error = RowError;
@@ -595,6 +593,7 @@ impl ser::Serializer for FieldSer<'_, '_> {
 
     serializer_refuses!((), RowError::Fallback; serialize_char(char), serialize_bytes(&[u8]));
     serializer_refuses!((), RowError::Fallback; compounds);
+    serializer_unwraps!(());
 
     fn serialize_bool(self, v: bool) -> Result<(), RowError> {
         match self.param.col.kind {
@@ -603,33 +602,15 @@ impl ser::Serializer for FieldSer<'_, '_> {
         }
     }
 
-    fn serialize_i8(self, v: i8) -> Result<(), RowError> {
-        self.int(v.into())
-    }
-
-    fn serialize_i16(self, v: i16) -> Result<(), RowError> {
-        self.int(v.into())
-    }
-
-    fn serialize_i32(self, v: i32) -> Result<(), RowError> {
-        self.int(v.into())
-    }
-
-    fn serialize_i64(self, v: i64) -> Result<(), RowError> {
-        self.int(v)
-    }
-
-    fn serialize_u8(self, v: u8) -> Result<(), RowError> {
-        self.int(v.into())
-    }
-
-    fn serialize_u16(self, v: u16) -> Result<(), RowError> {
-        self.int(v.into())
-    }
-
-    fn serialize_u32(self, v: u32) -> Result<(), RowError> {
-        self.int(v.into())
-    }
+    serialize_ints!(
+        serialize_i8(i8),
+        serialize_i16(i16),
+        serialize_i32(i32),
+        serialize_i64(i64),
+        serialize_u8(u8),
+        serialize_u16(u16),
+        serialize_u32(u32),
+    );
 
     fn serialize_u64(self, v: u64) -> Result<(), RowError> {
         match i64::try_from(v) {
@@ -695,10 +676,6 @@ impl ser::Serializer for FieldSer<'_, '_> {
         self.null()
     }
 
-    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), RowError> {
-        value.serialize(self)
-    }
-
     fn serialize_unit(self) -> Result<(), RowError> {
         self.null()
     }
@@ -719,14 +696,6 @@ impl ser::Serializer for FieldSer<'_, '_> {
             }
             _ => Err(RowError::Fallback),
         }
-    }
-
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(
-        self,
-        _name: &'static str,
-        value: &T,
-    ) -> Result<(), RowError> {
-        value.serialize(self)
     }
 
     fn serialize_struct(
@@ -907,8 +876,8 @@ mod tests {
         out
     }
 
-    #[tokio::test]
-    async fn the_direct_path_stores_what_the_general_conversion_stores() {
+    /// An in-memory database with the `wide` table.
+    async fn wide_table() -> sqlx::SqliteConnection {
         let mut c = sqlx::SqliteConnection::connect("sqlite::memory:")
             .await
             .unwrap();
@@ -918,6 +887,12 @@ mod tests {
         .execute(&mut c)
         .await
         .unwrap();
+        c
+    }
+
+    #[tokio::test]
+    async fn the_direct_path_stores_what_the_general_conversion_stores() {
+        let mut c = wide_table().await;
         let at = DateTime::parse_from_rfc3339("2025-01-02T03:04:05.678Z")
             .unwrap()
             .with_timezone(&Utc);
@@ -1029,15 +1004,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_bad_value_names_the_table_and_column() {
-        let mut c = sqlx::SqliteConnection::connect("sqlite::memory:")
-            .await
-            .unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "CREATE TABLE \"wide\" ({NAMES}, \"deleted_at\", PRIMARY KEY (\"division\", \"id\"))"
-        )))
-        .execute(&mut c)
-        .await
-        .unwrap();
+        let mut c = wide_table().await;
         let mut bad = row("00000000-0000-0000-0000-00000000000c");
         bad.big = "twelve".into();
         let at = Utc::now();
