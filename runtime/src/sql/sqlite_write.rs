@@ -14,7 +14,8 @@
 //! of [`super::db`], so both paths store the same thing and report the same errors.
 //!
 //! The connection is used through sqlx's [`LockedSqliteHandle`], which guarantees that sqlx's
-//! worker thread makes no call on it meanwhile; the statements run in the caller's transaction.
+//! worker thread makes no call on it meanwhile; the statement (the table's generated
+//! [`TableInfo::upsert_sqlite`]) runs in the caller's transaction.
 //! Bindings persist across `sqlite3_reset`, so the batch's constants (`synced_at`, a given
 //! `division`) are bound once.
 
@@ -28,7 +29,7 @@ use crate::Entity;
 use chrono::{DateTime, Utc};
 use libsqlite3_sys as ffi;
 use serde::ser::{self, Impossible, Serialize};
-use sqlx::sqlite::SqliteConnection;
+use sqlx::sqlite::{LockedSqliteHandle, SqliteConnection};
 use std::ffi::{c_int, CStr};
 use std::marker::PhantomData;
 use std::ptr::NonNull;
@@ -64,11 +65,7 @@ async fn upsert_rows<E: Entity>(
         return Ok(0);
     }
     let mut handle = conn.lock_handle().await?;
-    let db = handle.as_raw_handle();
-    // SAFETY: `handle` locks the connection for this scope: sqlx's worker makes no call on it
-    // until the guard drops, and the statement is finalised before that (`Statement: Drop`,
-    // declared after `handle`).
-    let mut stmt = unsafe { Statement::prepare(db, &one_row_sql(table), table)? };
+    let mut stmt = Statement::prepare(&mut handle, table)?;
     let mut plan = Plan::new(table, division.filter(|_| table.division));
     plan.general_only = general_only;
     plan.bind_constants(&mut stmt, table, &utc_text(&synced_at))?;
@@ -76,28 +73,17 @@ async fn upsert_rows<E: Entity>(
     for row in rows {
         written += plan.write_row(&mut stmt, table, row)?;
     }
-    drop(stmt);
-    drop(handle);
     Ok(written)
 }
 
-/// `INSERT INTO … (…) VALUES (?, …) ON CONFLICT … DO UPDATE …` for one row.
-fn one_row_sql(table: &TableInfo) -> String {
-    let mut sql = String::with_capacity(
-        table.insert_head.len() + table.values_sqlite.len() + table.upsert_tail.len(),
-    );
-    sql.push_str(table.insert_head);
-    sql.push_str(table.values_sqlite);
-    sql.push_str(table.upsert_tail);
-    sql
-}
-
-/// A prepared statement on a locked connection; finalised when dropped.
+/// A prepared statement on a locked connection; finalised when dropped. It borrows the lock
+/// ([`LockedSqliteHandle`]: sqlx's worker thread makes no call on the connection while it is
+/// held), so it cannot outlive it.
 struct Statement<'h> {
     db: NonNull<ffi::sqlite3>,
     raw: NonNull<ffi::sqlite3_stmt>,
     table: &'static str,
-    _handle: PhantomData<&'h mut ffi::sqlite3>,
+    _lock: PhantomData<&'h mut LockedSqliteHandle<'h>>,
 }
 
 impl Drop for Statement<'_> {
@@ -110,17 +96,18 @@ impl Drop for Statement<'_> {
 }
 
 impl<'h> Statement<'h> {
-    /// # Safety
-    /// `db` must be an open connection that no other thread uses while the statement lives.
-    unsafe fn prepare(
-        db: NonNull<ffi::sqlite3>,
-        sql: &str,
+    /// Prepares the table's one-row upsert ([`TableInfo::upsert_sqlite`]).
+    fn prepare(
+        handle: &'h mut LockedSqliteHandle<'_>,
         table: &TableInfo,
     ) -> Result<Statement<'h>, SqlError> {
+        let db = handle.as_raw_handle();
+        let sql = table.upsert_sqlite;
         let mut raw = std::ptr::null_mut();
         let len = c_int::try_from(sql.len())
             .map_err(|_| SqlError::Other(format!("{}: upsert statement too long", table.name)))?;
-        // SAFETY: `sql` is valid for `len` bytes; `raw` receives the statement or NULL.
+        // SAFETY: `db` is open and locked for this thread; `sql` is valid for `len` bytes;
+        // `raw` receives the statement or NULL.
         let rc = unsafe {
             ffi::sqlite3_prepare_v2(
                 db.as_ptr(),
@@ -130,15 +117,14 @@ impl<'h> Statement<'h> {
                 std::ptr::null_mut(),
             )
         };
-        let table_name = table.name;
         match NonNull::new(raw) {
             Some(raw) if rc == ffi::SQLITE_OK => Ok(Statement {
                 db,
                 raw,
-                table: table_name,
-                _handle: PhantomData,
+                table: table.name,
+                _lock: PhantomData,
             }),
-            _ => Err(sqlite_error(db, rc, table_name, "preparing the upsert")),
+            _ => Err(sqlite_error(db, rc, table.name, "preparing the upsert")),
         }
     }
 
@@ -377,7 +363,7 @@ impl Plan {
         // Fields the row did not serialise (e.g. skipped when absent) are NULL.
         for e in 0..self.by_wire.len() {
             if self.bound_in_row[e] != self.row {
-                for p in self.by_wire[e].1.clone() {
+                for p in &self.by_wire[e].1 {
                     let b = convert_value(table, p.col, None)?;
                     stmt.bind_bound(p.index, b)?;
                 }
@@ -552,13 +538,24 @@ struct FieldSer<'s, 'h> {
 }
 
 impl FieldSer<'_, '_> {
+    /// Binds a converted value the way [`Statement::bind_bound`] stores every value.
+    fn put(self, b: Bound) -> Result<(), RowError> {
+        Ok(self.stmt.bind_bound(self.param.index, b)?)
+    }
+
+    /// A parsed value, or the general path (which words the error).
+    fn parsed<T, E>(self, r: Result<T, E>, bound: impl FnOnce(T) -> Bound) -> Result<(), RowError> {
+        match r {
+            Ok(v) => self.put(bound(v)),
+            Err(_) => Err(RowError::Fallback),
+        }
+    }
+
     fn int(self, v: i64) -> Result<(), RowError> {
         use ColumnKind as K;
         match self.param.col.kind {
-            K::Int16 | K::Int32 | K::Int64 | K::Division => {
-                Ok(self.stmt.bind_i64(self.param.index, v)?)
-            }
-            K::Float32 | K::Float64 => Ok(self.stmt.bind_f64(self.param.index, v as f64)?),
+            K::Int16 | K::Int32 | K::Int64 | K::Division => self.put(Bound::Int(v)),
+            K::Float32 | K::Float64 => self.put(Bound::Float(v as f64)),
             _ => Err(RowError::Fallback),
         }
     }
@@ -567,7 +564,7 @@ impl FieldSer<'_, '_> {
         if self.param.col.kind == ColumnKind::Division {
             return Err(RowError::Fallback); // the general path words the error
         }
-        Ok(self.stmt.bind_null(self.param.index)?)
+        self.put(Bound::Null)
     }
 }
 
@@ -597,7 +594,7 @@ impl ser::Serializer for FieldSer<'_, '_> {
 
     fn serialize_bool(self, v: bool) -> Result<(), RowError> {
         match self.param.col.kind {
-            ColumnKind::Bool => Ok(self.stmt.bind_i64(self.param.index, v.into())?),
+            ColumnKind::Bool => self.put(Bound::Bool(v)),
             _ => Err(RowError::Fallback),
         }
     }
@@ -625,51 +622,29 @@ impl ser::Serializer for FieldSer<'_, '_> {
 
     fn serialize_f64(self, v: f64) -> Result<(), RowError> {
         match self.param.col.kind {
-            ColumnKind::Float32 | ColumnKind::Float64 if v.is_finite() => {
-                Ok(self.stmt.bind_f64(self.param.index, v)?)
-            }
+            ColumnKind::Float32 | ColumnKind::Float64 if v.is_finite() => self.put(Bound::Float(v)),
             _ => Err(RowError::Fallback),
         }
     }
 
     fn serialize_str(self, s: &str) -> Result<(), RowError> {
         use ColumnKind as K;
-        let i = self.param.index;
-        let stmt = self.stmt;
         match self.param.col.kind {
-            K::Text | K::Enum | K::Duration => stmt.bind_text(i, s)?,
-            K::Decimal => stmt.bind_text(i, s.trim())?,
-            K::Int16 | K::Int32 | K::Int64 | K::Division => match s.trim().parse::<i64>() {
-                Ok(v) => stmt.bind_i64(i, v)?,
-                Err(_) => return Err(RowError::Fallback),
-            },
-            K::DateTime => match parse_edm_datetime(s) {
-                Ok(d) => stmt.bind_text(i, &datetime_text(&d))?,
-                Err(_) => return Err(RowError::Fallback),
-            },
-            K::DateTimeOffset => match parse_edm_datetime_offset(s) {
-                Ok(t) => stmt.bind_text(i, &utc_text(&t.with_timezone(&Utc)))?,
-                Err(_) => return Err(RowError::Fallback),
-            },
-            K::Date => match parse_edm_date(s) {
-                Ok(d) => stmt.bind_text(i, &date_text(d))?,
-                Err(_) => return Err(RowError::Fallback),
-            },
-            K::Time => match parse_edm_time(s) {
-                Ok(t) => stmt.bind_text(i, &time_text(t))?,
-                Err(_) => return Err(RowError::Fallback),
-            },
-            K::Uuid => match uuid::Uuid::parse_str(s.trim()) {
-                Ok(u) => stmt.bind_text(
-                    i,
-                    u.hyphenated()
-                        .encode_lower(&mut uuid::Uuid::encode_buffer()),
-                )?,
-                Err(_) => return Err(RowError::Fallback),
-            },
-            _ => return Err(RowError::Fallback),
+            // Text is bound from the row's own memory (a `Bound::Text` would copy it).
+            K::Text | K::Enum | K::Duration => Ok(self.stmt.bind_text(self.param.index, s)?),
+            K::Decimal => Ok(self.stmt.bind_text(self.param.index, s.trim())?),
+            K::Int16 | K::Int32 | K::Int64 | K::Division => {
+                self.parsed(s.trim().parse::<i64>(), Bound::Int)
+            }
+            K::DateTime => self.parsed(parse_edm_datetime(s), Bound::DateTime),
+            K::DateTimeOffset => self.parsed(parse_edm_datetime_offset(s), |t| {
+                Bound::Instant(t.with_timezone(&Utc))
+            }),
+            K::Date => self.parsed(parse_edm_date(s), Bound::Date),
+            K::Time => self.parsed(parse_edm_time(s), Bound::Time),
+            K::Uuid => self.parsed(uuid::Uuid::parse_str(s.trim()), Bound::Uuid),
+            _ => Err(RowError::Fallback),
         }
-        Ok(())
     }
 
     fn serialize_none(self) -> Result<(), RowError> {
@@ -825,11 +800,15 @@ mod tests {
         division: true,
         columns: COLUMNS,
         primary_key: &["division", "id"],
-        upsert_sqlite: "",
+        upsert_sqlite: concat!(
+            "INSERT INTO \"wide\" (\"division\", \"id\", \"name\", \"amount\", \"flag\", \"small\", \"big\", \"ratio\", \"whole\", \"nan\", \"modified\", \"legacy\", \"at\", \"day\", \"clock\", \"guid\", \"data\", \"extra\", \"state\", \"code_text\", \"code_int\", \"missing\", \"synced_at\") VALUES ",
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " ON CONFLICT (\"division\", \"id\") DO UPDATE SET \"name\" = excluded.\"name\", \"deleted_at\" = NULL"
+        ),
         upsert_postgres: "",
-        insert_head: "INSERT INTO \"wide\" (\"division\", \"id\", \"name\", \"amount\", \"flag\", \"small\", \"big\", \"ratio\", \"whole\", \"nan\", \"modified\", \"legacy\", \"at\", \"day\", \"clock\", \"guid\", \"data\", \"extra\", \"state\", \"code_text\", \"code_int\", \"missing\", \"synced_at\") VALUES ",
-        values_sqlite: "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        upsert_tail: " ON CONFLICT (\"division\", \"id\") DO UPDATE SET \"name\" = excluded.\"name\", \"deleted_at\" = NULL",
+        insert_head: "",
+        values_sqlite: "",
+        upsert_tail: "",
         select_sqlite: "",
         select_postgres: "",
     };
@@ -967,11 +946,15 @@ mod tests {
             division: false,
             columns: COLS,
             primary_key: &["id"],
-            upsert_sqlite: "",
+            upsert_sqlite: concat!(
+                "INSERT INTO \"open\" (\"id\", \"name\", \"day\", \"synced_at\") VALUES ",
+                "(?, ?, ?, ?)",
+                " ON CONFLICT (\"id\") DO UPDATE SET \"name\" = excluded.\"name\""
+            ),
             upsert_postgres: "",
-            insert_head: "INSERT INTO \"open\" (\"id\", \"name\", \"day\", \"synced_at\") VALUES ",
-            values_sqlite: "(?, ?, ?, ?)",
-            upsert_tail: " ON CONFLICT (\"id\") DO UPDATE SET \"name\" = excluded.\"name\"",
+            insert_head: "",
+            values_sqlite: "",
+            upsert_tail: "",
             select_sqlite: "",
             select_postgres: "",
         };
