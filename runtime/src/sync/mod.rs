@@ -194,19 +194,10 @@ struct Fingerprint {
 impl Fingerprint {
     fn add<E: serde::Serialize>(&mut self, row: &E) -> Result<(), serde_json::Error> {
         use sha2::Digest;
-        struct W(sha2::Sha256);
-        impl std::io::Write for W {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0.update(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let mut w = W(sha2::Sha256::new());
-        serde_json::to_writer(&mut w, row)?;
-        let digest = w.0.finalize();
+        // The hasher is an `io::Write`: the row is hashed as it is serialised.
+        let mut h = sha2::Sha256::new();
+        serde_json::to_writer(&mut h, row)?;
+        let digest = h.finalize();
         let mut first = [0u8; 16];
         first.copy_from_slice(&digest[..16]);
         self.rows += 1;

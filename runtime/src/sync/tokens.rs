@@ -621,8 +621,7 @@ impl DbTokenStore {
 }
 
 /// Opens (creating) the lock file and blocks until this process holds its exclusive lock.
-// `File::lock` is stable since Rust 1.89 (the toolchain here); the workspace's declared
-// rust-version is older.
+// `File::lock` (std, Rust 1.89: the workspace's rust-version).
 fn lock_file(path: &Path) -> Result<std::fs::File, TokenStoreError> {
     let file = std::fs::OpenOptions::new()
         .read(true)
