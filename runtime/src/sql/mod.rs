@@ -142,9 +142,10 @@ pub use sqlx;
 pub const SQLITE_BIND_LIMIT: usize = 32_766;
 /// Maximum number of bind parameters in one PostgreSQL statement (the protocol's 16-bit count).
 pub const POSTGRES_BIND_LIMIT: usize = 65_535;
-/// Parameters per statement the upserts use (well under both caps): a statement of thousands
-/// of parameters costs megabytes of prepared-statement memory per cached size and is no
-/// faster than several smaller ones in the same transaction.
+/// Parameters per statement of the PostgreSQL upsert (well under its cap): a statement of
+/// thousands of parameters costs megabytes of prepared-statement memory per cached size and is
+/// no faster than several smaller ones in the same transaction. (SQLite steps a one-row
+/// statement per row.)
 pub const STATEMENT_PARAMS: usize = 2_000;
 
 /// What a column holds: decides its SQL type per backend and how the runtime binds and reads it.
@@ -220,14 +221,15 @@ pub struct TableInfo {
     /// Primary key column names (empty for keyless entities: then upserts are plain inserts).
     pub primary_key: &'static [&'static str],
     /// One-row upsert for SQLite (`?` parameters, one per column in [`TableInfo::insert_columns`]
-    /// order).
+    /// order): what [`upsert_sqlite`] prepares once per batch and steps per row.
     pub upsert_sqlite: &'static str,
     /// One-row upsert for PostgreSQL (`$1…$n`, with casts).
     pub upsert_postgres: &'static str,
     /// `INSERT INTO "table" ("a", "b", …) VALUES ` — the head of a batch. Every column except
     /// `deleted_at` (which a write resets to NULL) is inserted.
     pub insert_head: &'static str,
-    /// One row's parameter group for SQLite: `(?, ?, …)`, repeated once per row with `, `.
+    /// One row's parameter group for SQLite: `(?, ?, …)` (the middle of
+    /// [`TableInfo::upsert_sqlite`]).
     pub values_sqlite: &'static str,
     /// The tail of a batch on both backends: ` ON CONFLICT ("pk", …) DO UPDATE SET "c" =
     /// excluded."c", …, "deleted_at" = NULL` (every non-key column), or `""` for keyless tables.
