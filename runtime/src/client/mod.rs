@@ -694,7 +694,7 @@ impl Client {
                         attempts -= 1;
                         continue;
                     }
-                    match resp.bytes().await {
+                    match read_body(resp).await {
                         Err(e) => ClientError::Connection {
                             url: url_s.clone(),
                             detail: format!("reading the body: {}", reqwest_detail(&e)),
@@ -941,16 +941,24 @@ impl<T: DeserializeOwned + Send + 'static> Query<T> {
         })
     }
 
-    /// The rows, page by page: a page is requested when the rows of the previous one have
-    /// been consumed, and dropped before the next one is requested. After an error the stream
-    /// ends.
+    /// The rows, one by one: a page is requested when the rows of the previous one have been
+    /// consumed, and dropped before the next one is requested. After an error the stream ends.
     pub fn stream(self) -> impl Stream<Item = Result<T, ClientError>> + Send + 'static {
+        use futures_util::TryStreamExt;
+        self.pages()
+            .map_ok(|rows| futures_util::stream::iter(rows.into_iter().map(Ok)))
+            .try_flatten()
+    }
+
+    /// The rows, a page at a time as the service sent it (empty pages are not yielded). The
+    /// next page is requested when the stream is polled again, so at most the page being
+    /// parsed is held besides the ones the caller keeps. After an error the stream ends.
+    pub fn pages(self) -> impl Stream<Item = Result<Vec<T>, ClientError>> + Send + 'static {
         let first = self.build_url(&self.endpoint, None, true);
         let key = limits::endpoint_key(&self.endpoint);
         let state = PageState {
             next: None,
             pending_error: None,
-            rows: Vec::new().into_iter(),
             fetched: 0,
             done: false,
             key,
@@ -968,9 +976,6 @@ impl<T: DeserializeOwned + Send + 'static> Query<T> {
         };
         futures_util::stream::unfold(state, |mut st| async move {
             loop {
-                if let Some(row) = st.rows.next() {
-                    return Some((Ok(row), st));
-                }
                 if let Some(e) = st.pending_error.take() {
                     st.done = true;
                     return Some((Err(e), st));
@@ -980,7 +985,8 @@ impl<T: DeserializeOwned + Send + 'static> Query<T> {
                 }
                 let url = st.next.take()?;
                 match st.fetch(url).await {
-                    Ok(()) => continue,
+                    Ok(rows) if rows.is_empty() => continue,
+                    Ok(rows) => return Some((Ok(rows), st)),
                     Err(e) => {
                         st.done = true;
                         return Some((Err(e), st));
@@ -1000,18 +1006,32 @@ impl<E: Entity> Query<E> {
     }
 }
 
+/// The whole body of a response, read chunk by chunk into one buffer sized by its
+/// `Content-Length` (reqwest's `bytes()` collects the chunks and then copies them into one
+/// buffer, holding the body twice for a moment).
+async fn read_body(mut resp: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
+    // A declared length is a hint, not a promise: the buffer still grows past it, and an
+    // absurd one does not reserve memory up front.
+    let hint = resp.content_length().unwrap_or(0).min(64 << 20) as usize;
+    let mut body = Vec::with_capacity(hint);
+    while let Some(chunk) = resp.chunk().await? {
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 struct PageState<T> {
     query: Query<T>,
     key: String,
     next: Option<Url>,
     pending_error: Option<ClientError>,
-    rows: std::vec::IntoIter<T>,
     fetched: u64,
     done: bool,
 }
 
 impl<T: DeserializeOwned + Send + 'static> PageState<T> {
-    async fn fetch(&mut self, url: Url) -> Result<(), ClientError> {
+    /// Requests one page; sets the next link (or the error it holds) and returns the rows.
+    async fn fetch(&mut self, url: Url) -> Result<Vec<T>, ClientError> {
         let q = &self.query;
         let page: page::Page<T> = q
             .client
@@ -1028,10 +1048,9 @@ impl<T: DeserializeOwned + Send + 'static> PageState<T> {
             .await?;
         let n = page.rows.len() as u64;
         self.fetched += n;
-        self.rows = page.rows.into_iter();
         if n == 0 {
             self.done = true; // an empty page ends, whatever it links to
-            return Ok(());
+            return Ok(page.rows);
         }
         if let Some(link) = page.next {
             match page::resolve_next(&url, &link, &q.client.inner.service_root) {
@@ -1047,7 +1066,13 @@ impl<T: DeserializeOwned + Send + 'static> PageState<T> {
         } else if let Some(p) = q.skip_page {
             let remaining = q.top.map(|t| t.saturating_sub(self.fetched));
             if n >= p && remaining != Some(0) {
-                let mut next = q.build_url(&q.endpoint, Some(self.fetched), true)?;
+                let mut next = match q.build_url(&q.endpoint, Some(self.fetched), true) {
+                    Ok(u) => u,
+                    Err(e) => {
+                        self.pending_error = Some(e); // after this page's rows
+                        return Ok(page.rows);
+                    }
+                };
                 if let Some(r) = remaining {
                     if r < p {
                         // Fewer rows wanted than a page: replace `$top`.
@@ -1061,6 +1086,6 @@ impl<T: DeserializeOwned + Send + 'static> PageState<T> {
                 self.next = Some(next);
             }
         }
-        Ok(())
+        Ok(page.rows)
     }
 }

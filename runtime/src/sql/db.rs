@@ -322,7 +322,7 @@ fn text_of(v: Value) -> String {
 
 /// Whether no two insert columns read the same wire name, so [`convert`] may move each value out
 /// of a row instead of cloning it.
-fn wire_names_unique(table: &TableInfo) -> bool {
+pub(super) fn wire_names_unique(table: &TableInfo) -> bool {
     let mut seen = std::collections::HashSet::new();
     table
         .insert_columns()
@@ -330,7 +330,7 @@ fn wire_names_unique(table: &TableInfo) -> bool {
         .all(|w| seen.insert(w))
 }
 
-fn convert(
+pub(super) fn convert(
     table: &TableInfo,
     col: &ColumnInfo,
     obj: &mut Fields,

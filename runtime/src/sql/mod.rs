@@ -125,12 +125,22 @@ mod db;
 #[cfg(feature = "sql")]
 mod fields;
 #[cfg(feature = "sql")]
+mod pg_copy;
+#[cfg(feature = "sql")]
 mod sqlite_write;
 #[cfg(feature = "sql")]
 pub use db::{
     chunk_rows, pg_object, read_rows, read_rows_postgres, read_rows_sqlite, sqlite_object, upsert,
     upsert_batch, upsert_postgres, CheckpointGuard, Db, Row, SqlError,
 };
+#[cfg(feature = "sql")]
+pub use pg_copy::{insert_postgres, is_unique_violation};
+/// The `wide` test table (every column kind) on both backends, for the sync engine's tests.
+#[cfg(all(test, feature = "sql"))]
+pub(crate) mod test_fixtures {
+    pub(crate) use super::pg_copy::tests::{DDL, PG_TABLE};
+    pub(crate) use super::sqlite_write::tests::row;
+}
 #[cfg(feature = "sql")]
 pub use sqlite_write::upsert_sqlite;
 /// The sqlx this module is built on (for callers' own queries, e.g. `query_as::<_, Row<E>>`).

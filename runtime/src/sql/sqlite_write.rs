@@ -683,61 +683,61 @@ impl ser::Serializer for FieldSer<'_, '_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::{Dialect, PropertyInfo};
     use serde::{Deserialize, Serialize};
     use sqlx::{Connection, Row as _};
 
     #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-    enum Status {
+    pub(crate) enum Status {
         Open,
     }
 
     #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-    struct Wide {
+    pub(crate) struct Wide {
         #[serde(rename = "ID")]
-        id: String,
+        pub(crate) id: String,
         #[serde(rename = "Name")]
-        name: Option<String>,
+        pub(crate) name: Option<String>,
         #[serde(rename = "Amount")]
-        amount: String,
+        pub(crate) amount: String,
         #[serde(rename = "Flag")]
-        flag: bool,
+        pub(crate) flag: bool,
         #[serde(rename = "Small")]
-        small: i16,
+        pub(crate) small: i16,
         #[serde(rename = "Big")]
-        big: String,
+        pub(crate) big: String,
         #[serde(rename = "Ratio")]
-        ratio: f64,
+        pub(crate) ratio: f64,
         #[serde(rename = "Whole")]
-        whole: i32,
+        pub(crate) whole: i32,
         #[serde(rename = "NotANumber")]
-        not_a_number: f64,
+        pub(crate) not_a_number: f64,
         #[serde(rename = "Modified")]
-        modified: String,
+        pub(crate) modified: String,
         #[serde(rename = "Legacy")]
-        legacy: String,
+        pub(crate) legacy: String,
         #[serde(rename = "At")]
-        at: String,
+        pub(crate) at: String,
         #[serde(rename = "Day")]
-        day: String,
+        pub(crate) day: String,
         #[serde(rename = "Clock")]
-        clock: String,
+        pub(crate) clock: String,
         #[serde(rename = "Guid")]
-        guid: String,
+        pub(crate) guid: String,
         #[serde(rename = "Data")]
-        data: String,
+        pub(crate) data: String,
         #[serde(rename = "Extra")]
-        extra: Vec<u8>,
+        pub(crate) extra: Vec<u8>,
         #[serde(rename = "State")]
-        state: Status,
+        pub(crate) state: Status,
         #[serde(rename = "Code")]
-        code: u32,
+        pub(crate) code: u32,
         #[serde(rename = "Missing", skip_serializing_if = "Option::is_none")]
-        missing: Option<String>,
+        pub(crate) missing: Option<String>,
         #[serde(rename = "NoColumn")]
-        no_column: String,
+        pub(crate) no_column: String,
     }
 
     impl Entity for Wide {
@@ -753,7 +753,11 @@ mod tests {
         }
     }
 
-    const fn col(name: &'static str, wire: Option<&'static str>, kind: ColumnKind) -> ColumnInfo {
+    pub(crate) const fn col(
+        name: &'static str,
+        wire: Option<&'static str>,
+        kind: ColumnKind,
+    ) -> ColumnInfo {
         ColumnInfo {
             name,
             wire_name: wire,
@@ -763,7 +767,7 @@ mod tests {
         }
     }
 
-    const COLUMNS: &[ColumnInfo] = &[
+    pub(crate) const COLUMNS: &[ColumnInfo] = &[
         col("division", None, ColumnKind::Division),
         col("id", Some("ID"), ColumnKind::Uuid),
         col("name", Some("Name"), ColumnKind::Text),
@@ -790,9 +794,9 @@ mod tests {
         col("deleted_at", None, ColumnKind::DeletedAt),
     ];
 
-    const NAMES: &str = "\"division\", \"id\", \"name\", \"amount\", \"flag\", \"small\", \"big\", \"ratio\", \"whole\", \"nan\", \"modified\", \"legacy\", \"at\", \"day\", \"clock\", \"guid\", \"data\", \"extra\", \"state\", \"code_text\", \"code_int\", \"missing\", \"synced_at\"";
+    pub(crate) const NAMES: &str = "\"division\", \"id\", \"name\", \"amount\", \"flag\", \"small\", \"big\", \"ratio\", \"whole\", \"nan\", \"modified\", \"legacy\", \"at\", \"day\", \"clock\", \"guid\", \"data\", \"extra\", \"state\", \"code_text\", \"code_int\", \"missing\", \"synced_at\"";
 
-    const TABLE: TableInfo = TableInfo {
+    pub(crate) const TABLE: TableInfo = TableInfo {
         name: "wide",
         entity: "Wides",
         entity_set: "Wides",
@@ -813,7 +817,7 @@ mod tests {
         select_postgres: "",
     };
 
-    fn row(id: &str) -> Wide {
+    pub(crate) fn row(id: &str) -> Wide {
         Wide {
             id: id.into(),
             name: Some("Ünïcode \"quoted\"".into()),

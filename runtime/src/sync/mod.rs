@@ -23,7 +23,7 @@ use crate::sql::{quote_ident, ColumnKind, Db, SqlError, Table, TableInfo};
 use crate::wire::EdmDateTime;
 use crate::Entity;
 use chrono::{DateTime, NaiveDateTime, Utc};
-use futures_util::{FutureExt, StreamExt};
+use futures_util::StreamExt;
 use serde_json::Value;
 use serde_with::DeserializeAs;
 use std::time::{Duration, Instant};
@@ -365,6 +365,9 @@ async fn run_entity<E: Entity>(
     let stored = stored.filter(|c| Some(c.kind) == kind);
     report.cursor_before = stored.as_ref().and_then(|c| c.value.clone());
     let count_before = tri!(db.count(table, spec.division).await);
+    // Nothing stored yet (the first sync, or a new division): every row is new, and
+    // PostgreSQL inserts the pages with COPY until a key turns out to be stored after all.
+    let mut all_new = count_before == 0;
 
     let mut query = client.rows::<E>(spec.division).endpoint(&spec.endpoint);
     if let Some(n) = spec.skip_paging {
@@ -387,7 +390,7 @@ async fn run_entity<E: Entity>(
         )),
         Some(_) => None,
     };
-    let mut pages = pages(query.stream());
+    let mut pages = read_ahead(query.pages());
     let _checkpoints = db.checkpoint_while_writing();
     let mut max: Option<CursorValue> = None;
     while let Some(page) = pages.recv().await {
@@ -430,7 +433,18 @@ async fn run_entity<E: Entity>(
         };
         report.rows_fetched += batch.len() as u64;
         report.pages += 1;
-        tri!(state::write_page(db, spec, table, &batch, cursor.as_ref(), Utc::now()).await);
+        tri!(
+            state::write_page(
+                db,
+                spec,
+                table,
+                &batch,
+                cursor.as_ref(),
+                Utc::now(),
+                &mut all_new
+            )
+            .await
+        );
         if let Some(p) = &spec.progress {
             (p.0)(PageProgress {
                 rows: report.rows_fetched,
@@ -439,7 +453,18 @@ async fn run_entity<E: Entity>(
         }
     }
     if let (Some(k), Some(m), false) = (kind, max, spec.order_by_cursor) {
-        tri!(state::write_page::<E>(db, spec, table, &[], Some(&(k, m.text())), Utc::now()).await);
+        tri!(
+            state::write_page::<E>(
+                db,
+                spec,
+                table,
+                &[],
+                Some(&(k, m.text())),
+                Utc::now(),
+                &mut all_new
+            )
+            .await
+        );
     }
     if let Some((before, f)) = &fingerprint {
         let now = f.text();
@@ -647,7 +672,7 @@ async fn run_deleted(
             Duration::ZERO
         )));
     }
-    let mut pages = pages(query.stream());
+    let mut pages = read_ahead(query.pages());
     let mut max: Option<i64> = None;
     while let Some(page) = pages.recv().await {
         let batch: Vec<Value> = match page {
@@ -698,45 +723,29 @@ async fn run_deleted(
     Ok(report)
 }
 
-/// Groups a row stream into pages and reads ahead: a task pulls the rows, and a page is what
-/// the stream yields without waiting for the network (the client holds one page in memory and
-/// requests the next lazily), so the next page is being fetched while the last one is written.
-/// At most one page waits in the channel; an error ends the pages.
-fn pages<T: Send + 'static>(
-    stream: impl futures_util::Stream<Item = Result<T, ClientError>> + Send + 'static,
+/// Reads one page ahead: a task requests the next page while the caller writes the last one.
+/// It takes the channel's single slot before it requests a page, so at most two pages are in
+/// memory, the one being written and the one being fetched; the next request waits until the
+/// caller has taken the page before. An error ends the pages.
+fn read_ahead<T: Send + 'static>(
+    pages: impl futures_util::Stream<Item = Result<Vec<T>, ClientError>> + Send + 'static,
 ) -> tokio::sync::mpsc::Receiver<Result<Vec<T>, ClientError>> {
     let (tx, rx) = tokio::sync::mpsc::channel(1);
     tokio::spawn(async move {
-        futures_util::pin_mut!(stream);
+        futures_util::pin_mut!(pages);
         loop {
-            let mut batch = Vec::new();
-            let mut end = false;
-            let mut failed = None;
-            match stream.next().await {
-                None => return,
-                Some(Ok(r)) => batch.push(r),
-                Some(Err(e)) => failed = Some(e),
-            }
-            while failed.is_none() {
-                match stream.next().now_or_never() {
-                    None => break,
-                    Some(None) => {
-                        end = true;
-                        break;
-                    }
-                    Some(Some(Ok(r))) => batch.push(r),
-                    Some(Some(Err(e))) => failed = Some(e),
-                }
-            }
-            if !batch.is_empty() && tx.send(Ok(batch)).await.is_err() {
+            let Ok(slot) = tx.reserve().await else {
                 return; // the sync stopped (a database error)
-            }
-            if let Some(e) = failed {
-                let _ = tx.send(Err(e)).await;
-                return;
-            }
-            if end {
-                return;
+            };
+            match pages.next().await {
+                None => return,
+                Some(page) => {
+                    let failed = page.is_err();
+                    slot.send(page);
+                    if failed {
+                        return;
+                    }
+                }
             }
         }
     });

@@ -2,7 +2,9 @@
 //! transaction that writes rows and the cursor together.
 
 use super::{deletion_sql, Deletion, RunReport, SyncError, SyncSpec};
-use crate::sql::{upsert_postgres, upsert_sqlite, Db, TableInfo};
+use crate::sql::{
+    insert_postgres, is_unique_violation, upsert_postgres, upsert_sqlite, Db, TableInfo,
+};
 use crate::Entity;
 use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::AssertSqlSafe;
@@ -298,6 +300,9 @@ async fn cursor_postgres(
 }
 
 /// One page: the rows and (when given) the cursor they advance to, in one transaction.
+/// `all_new`: no row of the page can be stored yet (the run started on an empty table, or
+/// division of it), so PostgreSQL takes the rows with `COPY` instead of an upsert; a key that
+/// is stored after all rolls the page back, writes it by upsert and clears the flag.
 pub(crate) async fn write_page<E: Entity>(
     db: &Db,
     spec: &SyncSpec,
@@ -305,6 +310,7 @@ pub(crate) async fn write_page<E: Entity>(
     rows: &[E],
     cursor: Option<&(super::CursorKind, String)>,
     synced_at: DateTime<Utc>,
+    all_new: &mut bool,
 ) -> Result<(), SyncError> {
     match db {
         Db::Sqlite(p) => {
@@ -318,6 +324,29 @@ pub(crate) async fn write_page<E: Entity>(
             tx.commit().await?;
         }
         Db::Postgres(p) => {
+            if *all_new && !rows.is_empty() {
+                let mut tx = p.begin().await?;
+                match insert_postgres(&mut tx, table, spec.division, rows, synced_at).await {
+                    Ok(_) => {
+                        if let Some(c) = cursor {
+                            cursor_postgres(&mut tx, spec, (c.0.as_str(), &c.1), synced_at).await?;
+                        }
+                        tx.commit().await?;
+                        return Ok(());
+                    }
+                    Err(e) if is_unique_violation(&e) => {
+                        // A key is stored after all (written by another process, or repeated
+                        // in this page or an earlier one): this page and the rest by upsert.
+                        tx.rollback().await?;
+                        *all_new = false;
+                        tracing::debug!(
+                            table = table.name,
+                            "a key is already stored: upserting from here on"
+                        );
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
             let mut tx = p.begin().await?;
             if !rows.is_empty() {
                 upsert_postgres(&mut tx, table, spec.division, rows, synced_at).await?;
@@ -389,4 +418,59 @@ pub(crate) async fn write_deletions<'t>(
         }
     }
     Ok(marked)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sql::test_fixtures::{row, DDL, PG_TABLE};
+
+    #[tokio::test]
+    async fn a_stored_key_turns_the_copy_into_an_upsert_for_the_rest_of_the_run() {
+        let pg = odata_test_support::PgServer::start().expect("PostgreSQL");
+        let db = Db::connect(&pg.create_database("pages").unwrap())
+            .await
+            .unwrap();
+        db.execute_script(DDL).await.unwrap();
+        let spec = SyncSpec::new("svc", "Wides", "Wides", Some(7));
+        let at = Utc::now();
+        let (a, b) = (
+            "00000000-0000-0000-0000-00000000000a",
+            "00000000-0000-0000-0000-00000000000b",
+        );
+        let mut all_new = true;
+        write_page(&db, &spec, &PG_TABLE, &[row(a)], None, at, &mut all_new)
+            .await
+            .unwrap();
+        assert!(all_new, "new rows keep the COPY path");
+
+        // The next page repeats `a` with a new name: the COPY fails, the page is upserted.
+        let mut again = row(a);
+        again.name = Some("second".into());
+        write_page(
+            &db,
+            &spec,
+            &PG_TABLE,
+            &[row(b), again],
+            None,
+            at,
+            &mut all_new,
+        )
+        .await
+        .unwrap();
+        assert!(!all_new, "the rest of the run upserts");
+        let Db::Postgres(p) = &db else { unreachable!() };
+        let names: Vec<(String, Option<String>)> =
+            sqlx::query_as("SELECT id::text, name FROM \"wide\" ORDER BY id")
+                .fetch_all(p)
+                .await
+                .unwrap();
+        assert_eq!(
+            names,
+            vec![
+                (a.to_string(), Some("second".to_string())),
+                (b.to_string(), row(b).name)
+            ]
+        );
+    }
 }
