@@ -159,6 +159,12 @@ fn push_value(out: &mut Vec<u8>, kind: ColumnKind, b: Bound) -> Result<(), Strin
 /// `s` escaped for `COPY` text format: backslash and the delimiters tab, newline and return.
 fn push_escaped(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
+    // Most values need no escape: one branch-free pass decides.
+    let special = |c: u8| (c == b'\\') | (c == b'\t') | (c == b'\n') | (c == b'\r');
+    if !bytes.iter().fold(false, |any, &c| any | special(c)) {
+        out.extend_from_slice(bytes);
+        return;
+    }
     let mut start = 0;
     for (i, &c) in bytes.iter().enumerate() {
         let esc: &[u8] = match c {
