@@ -1,7 +1,7 @@
 //! Authentication: [`Auth`] per service; for Exact Online the OAuth2 refresh-token flow
 //! (exact-online.md §3) over a [`TokenStore`].
 //!
-//! Rules from §3 that the [`TokenManager`] keeps:
+//! Rules from §3 that the `TokenManager` keeps:
 //! * access tokens live 600 s (`expires_in` arrives as the string `"600"`); a new one is
 //!   asked for only when less than [`ClientOptions::refresh_margin`](super::ClientOptions)
 //!   (30 s) remains **and** the current one is at least

@@ -9,8 +9,8 @@
 //!   limit minus the reserve; otherwise the caller waits for the next window.
 //! * Windows are fixed like the service's: a call reserved at the very end of a window may
 //!   reach the service in the next one and count there. No call is reserved in the last
-//!   [`BudgetOptions::edge_guard`] of a window nor in the first
-//!   [`BudgetOptions::start_margin`] of the next one (clocks of other machines may lag).
+//!   [`BudgetOptions::edge_guard_ms`] of a window nor in the first
+//!   [`BudgetOptions::start_margin_ms`] of the next one (clocks of other machines may lag).
 //! * [`PgCallBudget::observe`]: the `X-RateLimit-*` headers of every answer (§4.2) set the
 //!   limit (`limit_value`), the service's remaining count and reset (`remaining_reported`,
 //!   `reset_at_ms`), and raise `used` to what the service counted when it counted more (calls
