@@ -109,7 +109,7 @@ pub async fn insert_postgres<E: Entity>(
 /// Whether `e` is PostgreSQL's unique violation (SQLSTATE 23505): a key that is already stored.
 pub fn is_unique_violation(e: &SqlError) -> bool {
     match e {
-        SqlError::Sqlx(sqlx::Error::Database(d)) => d.code().as_deref() == Some("23505"),
+        SqlError::Sqlx(sqlx::Error::Database(d)) => d.is_unique_violation(),
         _ => false,
     }
 }

@@ -324,32 +324,30 @@ pub(crate) async fn write_page<E: Entity>(
             tx.commit().await?;
         }
         Db::Postgres(p) => {
-            if *all_new && !rows.is_empty() {
-                let mut tx = p.begin().await?;
-                match insert_postgres(&mut tx, table, spec.division, rows, synced_at).await {
-                    Ok(_) => {
-                        if let Some(c) = cursor {
-                            cursor_postgres(&mut tx, spec, (c.0.as_str(), &c.1), synced_at).await?;
-                        }
-                        tx.commit().await?;
-                        return Ok(());
-                    }
-                    Err(e) if is_unique_violation(&e) => {
-                        // A key is stored after all (written by another process, or repeated
-                        // in this page or an earlier one): this page and the rest by upsert.
-                        tx.rollback().await?;
-                        *all_new = false;
-                        tracing::debug!(
-                            table = table.name,
-                            "a key is already stored: upserting from here on"
-                        );
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
             let mut tx = p.begin().await?;
             if !rows.is_empty() {
-                upsert_postgres(&mut tx, table, spec.division, rows, synced_at).await?;
+                let mut copied = false;
+                if *all_new {
+                    match insert_postgres(&mut tx, table, spec.division, rows, synced_at).await {
+                        Ok(_) => copied = true,
+                        Err(e) if is_unique_violation(&e) => {
+                            // A key is stored after all (written by another process, or
+                            // repeated in this page or an earlier one): this page and the rest
+                            // by upsert, in a fresh transaction (the failed COPY aborted this one).
+                            tx.rollback().await?;
+                            tx = p.begin().await?;
+                            *all_new = false;
+                            tracing::debug!(
+                                table = table.name,
+                                "a key is already stored: upserting from here on"
+                            );
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                if !copied {
+                    upsert_postgres(&mut tx, table, spec.division, rows, synced_at).await?;
+                }
             }
             if let Some(c) = cursor {
                 cursor_postgres(&mut tx, spec, (c.0.as_str(), &c.1), synced_at).await?;
