@@ -856,8 +856,10 @@ pub struct WorkerArgs {
     /// `postgres://...` (default: $ODATASYNC_DATABASE).
     #[arg(long)]
     pub database: Option<String>,
-    /// Jobs this worker runs at once.
-    #[arg(long, default_value_t = 2)]
+    /// Jobs this worker runs at once (1 to 12: each running job holds one of the process's
+    /// 16 database connections while it writes).
+    #[arg(long, default_value_t = 2, value_parser = clap::builder::RangedU64ValueParser::<usize>::new()
+        .range(1..=odata_runtime::sql::MAX_CONCURRENT_WRITERS as u64))]
     pub concurrency: usize,
     /// Exit when no job is queued or running anywhere.
     #[arg(long)]

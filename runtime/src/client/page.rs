@@ -63,8 +63,14 @@ pub(crate) fn parse_page<T: DeserializeOwned>(
     url: &str,
     body: &[u8],
 ) -> Result<Page<T>, ClientError> {
-    let env: Envelope<T> =
-        serde_json::from_slice(body).map_err(|e| super::error::json_error(url, body, &e))?;
+    // UTF-8 checked once for the whole body, instead of string by string (serde_json's byte
+    // reader checks every string it reads); a body that is not UTF-8 (or ends inside a
+    // character) goes to the byte reader, which reports where.
+    let env: Envelope<T> = match std::str::from_utf8(body) {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(body),
+    }
+    .map_err(|e| super::error::json_error(url, body, &e))?;
     if let Some(d) = env.d {
         return Ok(Page {
             rows: d.results,

@@ -15,9 +15,10 @@ use crate::Entity;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, SecondsFormat, Utc};
 use serde_json::{Map, Value};
 use serde_with::{DeserializeAs, SerializeAs};
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgArguments, PgConnection, PgPool, PgRow};
 use sqlx::sqlite::{SqliteConnection, SqlitePool, SqliteRow};
-use sqlx::{Arguments, AssertSqlSafe, Row as _};
+use sqlx::{Arguments, AssertSqlSafe, Postgres, Row as _, Sqlite};
 
 /// What went wrong writing or reading rows.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +78,21 @@ pub enum Db {
     Postgres(PgPool),
 }
 
+/// One connection of a [`Db`]'s pool, held for a run of writes ([`Db::acquire`]).
+#[derive(Debug)]
+pub enum DbConn {
+    Sqlite(PoolConnection<Sqlite>),
+    Postgres(PoolConnection<Postgres>),
+}
+
+/// The most connections a [`Db`] opens. A sync holds one while it writes its pages, so
+/// this bounds how many syncs one process runs at once ([`MAX_CONCURRENT_WRITERS`]).
+pub const MAX_CONNECTIONS: u32 = 16;
+
+/// How many syncs may hold a writer connection at once, leaving the rest of the pool
+/// ([`MAX_CONNECTIONS`]) to the token store, run records and checkpoints they wait on.
+pub const MAX_CONCURRENT_WRITERS: usize = 12;
+
 impl Db {
     /// Connects by URL: `sqlite:…` (e.g. `sqlite:/path/db.sqlite?mode=rwc`) or `postgres://…`.
     /// sqlx's statement logging is off: its slow-statement warning (WARN after 1 s, e.g. while
@@ -95,17 +111,38 @@ impl Db {
                 .busy_timeout(std::time::Duration::from_secs(60))
                 .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)
                 .disable_statement_logging();
-            Ok(Db::Sqlite(SqlitePool::connect_with(opts).await?))
+            Ok(Db::Sqlite(
+                sqlx::sqlite::SqlitePoolOptions::new()
+                    .max_connections(MAX_CONNECTIONS)
+                    .connect_with(opts)
+                    .await?,
+            ))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             use sqlx::ConnectOptions;
             use std::str::FromStr;
             let opts = sqlx::postgres::PgConnectOptions::from_str(url)?.disable_statement_logging();
-            Ok(Db::Postgres(PgPool::connect_with(opts).await?))
+            Ok(Db::Postgres(
+                sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(MAX_CONNECTIONS)
+                    .connect_with(opts)
+                    .await?,
+            ))
         } else {
             Err(SqlError::Other(format!(
                 "unsupported database URL {url:?}: expected sqlite: or postgres://"
             )))
         }
+    }
+
+    /// Takes one connection out of the pool until the result is dropped: a sync writes all
+    /// its pages on one connection. Each SQLite connection keeps its own page cache (2 MB),
+    /// and the pool hands out its idle connections in turn, so page-by-page transactions on
+    /// the pool would warm (and hold) the same index pages in every connection's cache.
+    pub async fn acquire(&self) -> Result<DbConn, SqlError> {
+        Ok(match self {
+            Db::Sqlite(p) => DbConn::Sqlite(p.acquire().await?),
+            Db::Postgres(p) => DbConn::Postgres(p.acquire().await?),
+        })
     }
 
     /// For a bulk write on SQLite: runs passive WAL checkpoints on another connection of the

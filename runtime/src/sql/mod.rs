@@ -131,7 +131,8 @@ mod sqlite_write;
 #[cfg(feature = "sql")]
 pub use db::{
     chunk_rows, pg_object, read_rows, read_rows_postgres, read_rows_sqlite, sqlite_object, upsert,
-    upsert_batch, upsert_postgres, CheckpointGuard, Db, Row, SqlError,
+    upsert_batch, upsert_postgres, CheckpointGuard, Db, DbConn, Row, SqlError,
+    MAX_CONCURRENT_WRITERS, MAX_CONNECTIONS,
 };
 #[cfg(feature = "sql")]
 pub use pg_copy::{insert_postgres, is_unique_violation};

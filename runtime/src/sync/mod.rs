@@ -391,6 +391,8 @@ async fn run_entity<E: Entity>(
         Some(_) => None,
     };
     let mut pages = read_ahead(query.pages());
+    // Every page on one connection (see `Db::acquire`).
+    let mut writer = tri!(db.acquire().await);
     let _checkpoints = db.checkpoint_while_writing();
     let mut max: Option<CursorValue> = None;
     while let Some(page) = pages.recv().await {
@@ -435,7 +437,7 @@ async fn run_entity<E: Entity>(
         report.pages += 1;
         tri!(
             state::write_page(
-                db,
+                &mut writer,
                 spec,
                 table,
                 &batch,
@@ -455,7 +457,7 @@ async fn run_entity<E: Entity>(
     if let (Some(k), Some(m), false) = (kind, max, spec.order_by_cursor) {
         tri!(
             state::write_page::<E>(
-                db,
+                &mut writer,
                 spec,
                 table,
                 &[],
@@ -466,6 +468,7 @@ async fn run_entity<E: Entity>(
             .await
         );
     }
+    drop(writer);
     if let Some((before, f)) = &fingerprint {
         let now = f.text();
         report.content_changed = Some(match before {

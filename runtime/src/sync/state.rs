@@ -3,11 +3,11 @@
 
 use super::{deletion_sql, Deletion, RunReport, SyncError, SyncSpec};
 use crate::sql::{
-    insert_postgres, is_unique_violation, upsert_postgres, upsert_sqlite, Db, TableInfo,
+    insert_postgres, is_unique_violation, upsert_postgres, upsert_sqlite, Db, DbConn, TableInfo,
 };
 use crate::Entity;
 use chrono::{DateTime, SecondsFormat, Utc};
-use sqlx::AssertSqlSafe;
+use sqlx::{AssertSqlSafe, Connection as _};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// What a stored cursor counts.
@@ -304,7 +304,7 @@ async fn cursor_postgres(
 /// division of it), so PostgreSQL takes the rows with `COPY` instead of an upsert; a key that
 /// is stored after all rolls the page back, writes it by upsert and clears the flag.
 pub(crate) async fn write_page<E: Entity>(
-    db: &Db,
+    conn: &mut DbConn,
     spec: &SyncSpec,
     table: &TableInfo,
     rows: &[E],
@@ -312,9 +312,9 @@ pub(crate) async fn write_page<E: Entity>(
     synced_at: DateTime<Utc>,
     all_new: &mut bool,
 ) -> Result<(), SyncError> {
-    match db {
-        Db::Sqlite(p) => {
-            let mut tx = p.begin().await?;
+    match conn {
+        DbConn::Sqlite(c) => {
+            let mut tx = c.begin().await?;
             if !rows.is_empty() {
                 upsert_sqlite(&mut tx, table, spec.division, rows, synced_at).await?;
             }
@@ -323,8 +323,8 @@ pub(crate) async fn write_page<E: Entity>(
             }
             tx.commit().await?;
         }
-        Db::Postgres(p) => {
-            let mut tx = p.begin().await?;
+        DbConn::Postgres(c) => {
+            let mut tx = c.begin().await?;
             if !rows.is_empty() {
                 let mut copied = false;
                 if *all_new {
@@ -335,7 +335,7 @@ pub(crate) async fn write_page<E: Entity>(
                             // repeated in this page or an earlier one): this page and the rest
                             // by upsert, in a fresh transaction (the failed COPY aborted this one).
                             tx.rollback().await?;
-                            tx = p.begin().await?;
+                            tx = c.begin().await?;
                             *all_new = false;
                             tracing::debug!(
                                 table = table.name,
@@ -437,16 +437,25 @@ mod tests {
             "00000000-0000-0000-0000-00000000000b",
         );
         let mut all_new = true;
-        write_page(&db, &spec, &PG_TABLE, &[row(a)], None, at, &mut all_new)
-            .await
-            .unwrap();
+        let mut conn = db.acquire().await.unwrap();
+        write_page(
+            &mut conn,
+            &spec,
+            &PG_TABLE,
+            &[row(a)],
+            None,
+            at,
+            &mut all_new,
+        )
+        .await
+        .unwrap();
         assert!(all_new, "new rows keep the COPY path");
 
         // The next page repeats `a` with a new name: the COPY fails, the page is upserted.
         let mut again = row(a);
         again.name = Some("second".into());
         write_page(
-            &db,
+            &mut conn,
             &spec,
             &PG_TABLE,
             &[row(b), again],

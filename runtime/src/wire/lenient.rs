@@ -138,6 +138,10 @@ where
     /// `BigDecimal`'s own `visit_f64` would produce); an integral value such as `3.0` is thereby
     /// accepted for integer types too. Otherwise `T`'s own deserializer reports the error.
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<T, E> {
+        if std::any::type_name::<T>() == "f64" {
+            // Already the value (the shortest decimal form would parse back to it).
+            return T::deserialize(v.into_deserializer());
+        }
         if v.is_finite() {
             if let Ok(value) = v.to_string().parse::<T>() {
                 return Ok(value);
